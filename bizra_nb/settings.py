@@ -1,0 +1,148 @@
+"""Every setting declared once: type, default, help, check; overridable as BIZRA_<NAME> and --<name>.
+
+Precedence, lowest first: the default here, the environment variable
+``BIZRA_<NAME>`` (e.g. ``BIZRA_PORT``, ``BIZRA_HEARTBEAT_INTERVAL``), then the
+command-line flag ``--<name-with-dashes>``. Deployment scripts rely on these
+names: rename none of them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from bizra_nb.errors import InvalidSetting
+
+
+def _setting(default: Any, help: str, check: Callable[[Any], str | None] | None = None):
+    return field(default=default, metadata={"help": help, "check": check})
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number 0..65535 (0 picks a free port)"
+
+
+def _ws_port(value: int) -> str | None:
+    return None if -1 <= value <= 65535 else "must be -1 (off), 0 (free port) or a port number"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _log_level(value: str) -> str | None:
+    allowed = ("debug", "info", "warning", "error")
+    return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's settings; build with :func:`load_settings`."""
+
+    host: str = _setting("127.0.0.1", "address the API and WebSocket listen on")
+    port: int = _setting(8080, "HTTP API port", _port)
+    ws_port: int = _setting(8081, "extra WebSocket-only port (-1: off); /ws/live-updates is also on --port", _ws_port)
+    data_dir: Path = _setting(Path("data"), "folder of the SQLite store and the generated API token")
+    score_window: float = _setting(300.0, "Ahsan score sliding window, seconds", _positive)
+    controller_interval: float = _setting(5.0, "controller cycle interval, seconds", _positive)
+    heartbeat_interval: float = _setting(30.0, "WebSocket heartbeat message and ping interval, seconds", _positive)
+    api_token: str = _setting("", "bearer token for state-changing endpoints; empty: generated at first start and kept in the data dir")
+    ws_origins: tuple = _setting((), "comma-separated extra Origins allowed on the WebSocket ('*': any); same-host and non-browser clients are always allowed")
+    ws_require_token: bool = _setting(False, "demand the API token on the WebSocket (bearer header or ?token=)")
+    ws_max_buffer: int = _setting(1 << 20, "bytes a WebSocket client may leave unread before it is dropped as too slow", _positive)
+    prometheus_url: str = _setting("", "Prometheus (or compatible) HTTP API base URL; empty: no metric backend")
+    log_level: str = _setting("info", "log level: debug, info, warning, error", _log_level)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return load_settings(changes, environ={}, base=self)
+
+
+def setting_fields() -> list[dataclasses.Field]:
+    """The declared settings, in declaration order."""
+    return list(dataclasses.fields(Settings))
+
+
+def env_name(name: str) -> str:
+    return "BIZRA_" + name.upper()
+
+
+def _convert(f: dataclasses.Field, raw: Any) -> Any:
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if not isinstance(raw, str):
+        value = tuple(raw) if kind == "tuple" else raw
+        if kind == "Path":
+            value = Path(raw)
+        return value
+    raw = raw.strip()
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "tuple":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "Path":
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        expected = {"int": "a whole number", "float": "a number", "bool": "true or false"}[kind]
+        raise InvalidSetting(f"{f.name}: expected {expected}, got {raw!r}", field=f.name) from None
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    base: Settings | None = None,
+) -> Settings:
+    """Settings from defaults (or ``base``), then ``BIZRA_*`` variables, then ``overrides``.
+
+    Parameters
+    ----------
+    overrides
+        Values by setting name, e.g. from command-line flags; ``None`` values are ignored.
+    environ
+        Where to read ``BIZRA_*`` variables; defaults to ``os.environ``.
+    base
+        Starting values instead of the declared defaults.
+
+    Raises
+    ------
+    InvalidSetting
+        Naming the setting, its environment variable and what it accepts.
+    """
+    environ = os.environ if environ is None else environ
+    known = {f.name: f for f in setting_fields()}
+    unknown = set(overrides or {}) - set(known)
+    if unknown:
+        raise InvalidSetting(
+            f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}",
+            field=sorted(unknown)[0],
+        )
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        value = getattr(base, name) if base is not None else f.default
+        source = "default"
+        if env_name(name) in environ:
+            value, source = environ[env_name(name)], env_name(name)
+        if overrides and overrides.get(name) is not None:
+            value, source = overrides[name], f"--{name.replace('_', '-')}"
+        try:
+            value = _convert(f, value)
+        except InvalidSetting as exc:
+            raise InvalidSetting(f"{exc.message} (from {source})", field=name) from None
+        check = f.metadata["check"]
+        problem = check(value) if check else None
+        if problem:
+            raise InvalidSetting(f"{name} {problem}, got {value!r} (from {source})", field=name)
+        values[name] = value
+    return Settings(**values)

@@ -1,0 +1,188 @@
+"""The application factory `make_app(settings)`, the shared services, and `serve()` with graceful shutdown."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from bizra_nb.score import ScoreKeeper
+from bizra_nb.settings import Settings
+from bizra_nb.store import Store
+from server import health, live, metrics
+from server.auth import load_or_create_token
+from server.background import Background
+from server.base import NotFoundHandler
+from server.controller import Controller
+from server.hub import Hub
+from server.instrumentation import AccessLog, RequestInstrumentation, route_template
+
+log = logging.getLogger("bizra.server")
+
+RESOURCES = [health, metrics, live]  # each module ends in its `handlers` route list
+
+
+@dataclass
+class Services:
+    """What the handlers share, reached through ``self.settings["services"]``."""
+
+    settings: Settings
+    store: Store
+    scorekeeper: ScoreKeeper
+    metrics: metrics.Metrics
+    hub: Hub
+    background: Background
+    api_token: str
+    token_generated: bool = False
+    started_at: float = field(default_factory=time.time)
+    controller: Controller = None  # type: ignore[assignment]
+    access_log: AccessLog = field(default_factory=AccessLog)
+    store_writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-store"))
+
+    def persist_violation(self, kind: str, detail: str) -> None:
+        """Log a violation to the store off the IOLoop (one writer thread, in order)."""
+        self.store_writer.submit(self._log_violation, kind, detail)
+
+    def _log_violation(self, kind: str, detail: str) -> None:
+        try:
+            self.store.log_violation(kind, detail)
+        except Exception:  # noqa: BLE001 - the score already counts it; the log is best effort
+            log.exception("could not persist a %s violation", kind)
+
+    def start(self) -> None:
+        """Start the background loops (call on the running IOLoop)."""
+        self.hub.bind_loop(asyncio.get_running_loop())
+        self.background.every(self.settings.controller_interval, self.controller.cycle, "controller")
+        self.background.every(self.settings.heartbeat_interval, self._heartbeat, "heartbeat")
+        self.background.every(1.0, self._flush_access_log, "access log")
+
+    async def _flush_access_log(self) -> None:
+        self.access_log.flush()
+
+    async def _heartbeat(self) -> None:
+        self.hub.publish("heartbeat", {"clients": len(self.hub.clients), "uptime_seconds": round(time.time() - self.started_at, 1)})
+
+    async def stop(self) -> None:
+        """Close clients with a close frame, stop the loops, flush the store."""
+        closing = self.hub.close_all(1001, "server shutting down")
+        deadline = time.monotonic() + 2.0
+        while any(c.ws_connection is not None for c in closing) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # let the close handshakes finish
+        await self.background.stop()
+        self.access_log.flush()
+        await asyncio.get_running_loop().run_in_executor(None, self.store_writer.shutdown, True)
+        self.store.close()
+
+
+def make_services(settings: Settings) -> Services:
+    store = Store.open(settings.data_dir)
+    scorekeeper = ScoreKeeper(settings.score_window)
+    token, generated = load_or_create_token(settings.api_token, settings.data_dir)
+    metric_set = metrics.Metrics(scorekeeper)
+    services = Services(
+        settings=settings,
+        store=store,
+        scorekeeper=scorekeeper,
+        metrics=metric_set,
+        hub=Hub(metrics=metric_set),
+        background=Background(scorekeeper),
+        api_token=token,
+        token_generated=generated,
+    )
+    services.controller = Controller(services, interval=settings.controller_interval)
+    scorekeeper.on_violation(services.persist_violation)
+    return services
+
+
+def _application(services: Services, routes: list[tuple[str, type]]) -> tornado.web.Application:
+    names = {handler: route_template(pattern) for pattern, handler in routes}
+    return tornado.web.Application(
+        routes,
+        services=services,
+        default_handler_class=NotFoundHandler,
+        log_function=RequestInstrumentation(services, names, services.access_log),
+        websocket_ping_interval=services.settings.heartbeat_interval,
+        websocket_ping_timeout=services.settings.heartbeat_interval,  # Tornado caps it at the interval
+        compress_response=False,
+    )
+
+
+def make_app(
+    settings: Settings, *, services: Services | None = None, extra_handlers: list[tuple[str, type]] = (),
+) -> tornado.web.Application:
+    """The API application; ``app.settings["services"]`` holds the shared services.
+
+    ``extra_handlers`` adds routes (plugins, tests) with the same base behaviour.
+    """
+    services = services or make_services(settings)
+    routes = [route for module in RESOURCES for route in module.handlers] + list(extra_handlers)
+    return _application(services, routes)
+
+
+def make_ws_app(app: tornado.web.Application) -> tornado.web.Application:
+    """The WebSocket-only application for the extra port (``/`` and ``/ws/live-updates``)."""
+    return _application(app.settings["services"], [(r"/", live.LiveUpdatesHandler)] + live.handlers)
+
+
+def listen(app: tornado.web.Application, port: int, host: str) -> tuple[HTTPServer, int]:
+    """Start an HTTP server for ``app``; returns it and the port actually bound (``port=0`` picks one)."""
+    sockets = bind_sockets(port, address=host)
+    server = HTTPServer(app)
+    server.add_sockets(sockets)
+    return server, sockets[0].getsockname()[1]
+
+
+class Server:
+    """The application listening on its ports, with its background loops; used by `serve` and the tests."""
+
+    def __init__(self, settings: Settings, *, extra_handlers: list[tuple[str, type]] = ()) -> None:
+        self.settings = settings
+        self.app = make_app(settings, extra_handlers=extra_handlers)
+        self.services: Services = self.app.settings["services"]
+        self.http_servers: list[HTTPServer] = []
+        self.ports: dict[str, int] = {}
+
+    async def start(self) -> dict[str, int]:
+        """Listen and start the loops (on the running IOLoop); returns the ports bound."""
+        settings = self.settings
+        server, self.ports["http"] = listen(self.app, settings.port, settings.host)
+        self.http_servers.append(server)
+        if settings.ws_port >= 0:
+            server, self.ports["ws"] = listen(make_ws_app(self.app), settings.ws_port, settings.host)
+            self.http_servers.append(server)
+        self.services.start()
+        return self.ports
+
+    async def stop(self) -> None:
+        """Stop accepting, close WebSockets with a close frame, stop the loops, flush the store."""
+        for server in self.http_servers:
+            server.stop()
+        await self.services.stop()
+        for server in self.http_servers:
+            await server.close_all_connections()
+
+
+async def serve(settings: Settings, *, ready: Callable[[dict], None] | None = None) -> None:
+    """Run the server until SIGINT or SIGTERM, then shut down gracefully."""
+    server = Server(settings)
+    ports = await server.start()
+    gc.freeze()  # start-up objects never become garbage: keep them out of every collection
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving API on http://%s:%d (WebSocket also on :%s)", settings.host, ports["http"], ports.get("ws", "-"))
+    if ready is not None:
+        ready({"ports": ports, "token": server.services.api_token, "token_generated": server.services.token_generated})
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    log.info("stopped")

@@ -1,0 +1,127 @@
+"""The base handler: JSON bodies and errors, bearer-token auth, access to the shared services."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from bizra_nb.errors import BizraError
+
+log = logging.getLogger("bizra.server")
+encode_json = json.JSONEncoder(ensure_ascii=False, default=str).encode  # UTF-8: "احسان" stays readable
+
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+}
+
+
+class ApiError(HTTPError):
+    """An HTTP error with a message meant for the client and a machine-readable code."""
+
+    def __init__(self, status: int, message: str, *, code: str | None = None) -> None:
+        super().__init__(status, reason=None)
+        self.message = message
+        self.code = code or ERROR_CODES.get(status, "error")
+
+
+def bearer_token(handler: RequestHandler) -> str | None:
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class BaseHandler(RequestHandler):
+    """Every API handler's base: state-changing verbs need the bearer token; errors are JSON."""
+
+    STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    @property
+    def services(self):
+        return self.settings["services"]
+
+    @property
+    def store(self):
+        return self.services.store
+
+    @property
+    def scorekeeper(self):
+        return self.services.scorekeeper
+
+    @property
+    def hub(self):
+        return self.services.hub
+
+    def prepare(self) -> None:
+        method = self.request.method.lower()
+        if getattr(type(self), method, None) is getattr(RequestHandler, method, None):
+            raise ApiError(405, f"{self.request.method} is not allowed on {self.request.path}")
+        if self.request.method in self.STATE_CHANGING:
+            self.require_token()
+
+    def require_token(self) -> None:
+        if not token_matches(bearer_token(self), self.services.api_token):
+            self.set_header("WWW-Authenticate", 'Bearer realm="bizra"')
+            raise ApiError(401, "this endpoint needs 'Authorization: Bearer <API token>'")
+
+    def compute_etag(self) -> None:
+        return None  # API answers are live state; hashing every body buys nothing
+
+    def json_body(self) -> Any:
+        """The request body parsed as JSON, or a 400 saying why it is not."""
+        try:
+            return json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+
+    def write_json(self, value: Any, status: int | None = None) -> None:
+        if status is not None:
+            self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(encode_json(value))
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, (HTTPError, BizraError)):
+            return  # expected: rendered as a 4xx by write_error, logged by the access log
+        log.error("unhandled error in %s %s", self.request.method, self.request.uri, exc_info=(typ, value, tb))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            code, message = exc.code, exc.message
+        elif isinstance(exc, BizraError):
+            status_code, code, message = exc.status, exc.code, exc.message
+            self.set_status(status_code)
+        elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
+            code, message = ERROR_CODES.get(status_code, "error"), exc.log_message % exc.args
+        else:
+            code, message = ERROR_CODES.get(status_code, "error"), self._reason
+        error: dict[str, Any] = {"code": code, "message": message}
+        if isinstance(exc, BizraError) and exc.field:
+            error["field"] = exc.field
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(encode_json({"error": error}))
+
+
+class NotFoundHandler(BaseHandler):
+    """Answers every path no route matches."""
+
+    def prepare(self) -> None:
+        raise ApiError(404, f"no such endpoint: {self.request.path}")

@@ -1,0 +1,94 @@
+"""`ws /ws/live-updates`: the live stream of `{"type","ts","data"}` messages, with type subscriptions."""
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlparse
+
+from tornado.iostream import StreamBufferFullError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from server.base import ApiError, ERROR_CODES, bearer_token, token_matches
+from server.hub import MESSAGE_TYPES
+
+log = logging.getLogger("bizra.live")
+
+
+class LiveUpdatesHandler(WebSocketHandler):
+    """One connected client; the hub writes to it through :meth:`deliver`."""
+
+    subscriptions: frozenset[str] | None = None
+
+    @property
+    def services(self):
+        return self.settings["services"]
+
+    def prepare(self) -> None:
+        if self.services.settings.ws_require_token:
+            given = bearer_token(self) or self.get_query_argument("token", None)
+            if not token_matches(given, self.services.api_token):
+                raise ApiError(401, "the live stream needs the API token (bearer header or ?token=)")
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(exc, "message", None) or self._reason
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps({"error": {"code": ERROR_CODES.get(status_code, "error"), "message": message}}))
+
+    def check_origin(self, origin: str) -> bool:
+        allowed = self.services.settings.ws_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        parsed = urlparse(origin)
+        return parsed.netloc.lower() == self.request.headers.get("Host", "").lower()
+
+    def open(self) -> None:
+        self.set_nodelay(True)
+        # bytes the kernel would not take yet; past this bound the client is too slow and dropped
+        self.ws_connection.stream.max_write_buffer_size = self.services.settings.ws_max_buffer
+        self.services.hub.add(self)
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            request = json.loads(message)
+            types = request["subscribe"]
+            if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            self._reply_error('expected {"subscribe": [type, ...]}')
+            return
+        unknown = sorted(set(types) - set(MESSAGE_TYPES))
+        if unknown:
+            self._reply_error(f"unknown type(s) {', '.join(unknown)}; known: {', '.join(MESSAGE_TYPES)}")
+            return
+        self.subscriptions = frozenset(types) if types else None
+        self.deliver(json.dumps({"type": "subscribed", "data": {"types": sorted(types) or list(MESSAGE_TYPES)}}))
+
+    def _reply_error(self, message: str) -> None:
+        self.deliver(json.dumps({"type": "error", "data": {"message": message}}))
+
+    def deliver(self, text: str) -> bool:
+        """Queue ``text`` to this client without waiting; False when it is gone."""
+        try:
+            future = self.write_message(text)
+        except WebSocketClosedError:
+            self.services.hub.remove(self)
+            return False
+        except StreamBufferFullError:
+            log.warning("dropping a WebSocket client that stopped reading (%s)", self.request.remote_ip)
+            self.services.hub.remove(self)
+            self.ws_connection.stream.close()  # no close frame: it would not be read either
+            return False
+        future.add_done_callback(_seen)
+        return True
+
+    def on_close(self) -> None:
+        self.services.hub.remove(self)
+
+
+def _seen(future) -> None:
+    if not future.cancelled():
+        future.exception()  # a write to a client that has gone is expected; mark it retrieved
+
+
+handlers = [(r"/ws/live-updates", LiveUpdatesHandler)]

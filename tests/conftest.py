@@ -1,0 +1,162 @@
+"""Shared fixtures; every server test talks to a real server on free loopback ports.
+
+Fixtures
+--------
+settings
+    Settings for a test server: free ports, a temporary data dir, short intervals, token ``test-token``.
+make_server
+    Factory: ``make_server(**setting_overrides, extra_handlers=[...])`` starts a real
+    :class:`server.app.Server` in a background thread and returns a :class:`RunningServer`.
+server
+    One running server with the default test settings and the test-only routes ``/boom`` (500)
+    and ``/echo`` (POST, token-protected).
+http
+    An ``httpx.Client`` whose base URL is ``server``'s.
+token
+    The API token of ``server``.
+
+Helpers: :func:`need_binary` (skip locally, fail in CI when a real component is missing),
+:func:`wait_until`.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import time
+from typing import Any, Callable
+
+import httpx
+import pytest
+import tornado.web
+
+from bizra_nb.settings import Settings, load_settings
+from server.app import Server
+from server.base import BaseHandler
+
+TOKEN = "test-token"
+
+
+def need_binary(name: str) -> str:
+    """The path of ``name``; skips the test locally when missing, fails it in CI (CI=true)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is required in CI but is not installed")
+    pytest.skip(f"{name} is not installed")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class BoomHandler(BaseHandler):
+    """Test route: a bug in a handler (an unhandled exception)."""
+
+    def get(self) -> None:
+        raise RuntimeError("boom: a deliberate bug")
+
+
+class EchoHandler(BaseHandler):
+    """Test route: a state-changing endpoint (needs the token), echoing its JSON body."""
+
+    def post(self) -> None:
+        self.write_json({"echo": self.json_body()})
+
+
+TEST_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [(r"/boom", BoomHandler), (r"/echo", EchoHandler)]
+
+
+class RunningServer:
+    """A real Server on its own IOLoop thread."""
+
+    def __init__(self, settings: Settings, extra_handlers=()) -> None:
+        self.settings = settings
+        self.server = Server(settings, extra_handlers=list(extra_handlers))
+        self.services = self.server.services
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("test server did not start")
+        self.url = f"http://127.0.0.1:{self.ports['http']}"
+        self.ws_url = f"ws://127.0.0.1:{self.ports['http']}/ws/live-updates"
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self.ports = await self.server.start()
+        self._ready.set()
+        await self._stopped.wait()
+        await self.server.stop()
+
+    def call(self, fn: Callable, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the server's IOLoop thread and return its result."""
+        async def run():
+            result = fn(*args)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
+
+    def stop(self) -> None:
+        if self.loop and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout=20)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return load_settings(
+        {
+            "host": "127.0.0.1", "port": 0, "ws_port": 0, "data_dir": tmp_path / "data",
+            "controller_interval": 0.2, "heartbeat_interval": 0.5, "api_token": TOKEN,
+            "log_level": "warning",
+        },
+        environ={},
+    )
+
+
+@pytest.fixture
+def make_server(settings):
+    started: list[RunningServer] = []
+
+    def make(extra_handlers=TEST_ROUTES, **overrides: Any) -> RunningServer:
+        running = RunningServer(settings.replace(**overrides) if overrides else settings, extra_handlers)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def server(make_server) -> RunningServer:
+    return make_server()
+
+
+@pytest.fixture
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def token() -> str:
+    return TOKEN

@@ -53,6 +53,9 @@ class Settings:
     ws_require_token: bool = _setting(False, "demand the API token on the WebSocket (bearer header or ?token=)")
     ws_max_buffer: int = _setting(1 << 20, "bytes a WebSocket client may leave unread before it is dropped as too slow", _positive)
     prometheus_url: str = _setting("", "Prometheus (or compatible) HTTP API base URL; empty: no metric backend")
+    dataset: str = _setting("", "metrics dataset file (CSV/Parquet) used for diagnoses when no Prometheus URL is set")
+    diagnosis_lookback: float = _setting(3600.0, "seconds of metrics before an incident's start that a diagnosis reads", _positive)
+    workers: int = _setting(2, "threads for CPU-bound work (diagnoses) off the IOLoop", _positive)
     log_level: str = _setting("info", "log level: debug, info, warning, error", _log_level)
 
     def replace(self, **changes: Any) -> "Settings":

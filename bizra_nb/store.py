@@ -5,6 +5,7 @@ version reached is kept in the ``meta`` table.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from bizra_nb.errors import Unavailable
+from bizra_nb.errors import NotFound, Unavailable
 
 metadata = sa.MetaData()
 
@@ -34,11 +35,54 @@ violations = sa.Table(
 )
 
 
+cmdb_items = sa.Table(
+    "cmdb_items",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),  # the whole item as JSON, extra attributes kept
+)
+
+cmdb_relations = sa.Table(
+    "cmdb_relations",
+    metadata,
+    sa.Column("source", sa.String(128), primary_key=True),
+    sa.Column("target", sa.String(128), primary_key=True),
+    sa.Column("type", sa.String(32), primary_key=True),
+    sa.Column("doc", sa.Text, nullable=False),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("severity", sa.String(2), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("service", sa.String(128), nullable=True, index=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("group_key", sa.Text, nullable=True, index=True),
+    sa.Column("doc", sa.Text, nullable=False),  # labels, annotations, fingerprints, alerts, window
+    sa.Column("opened_at", sa.Float, nullable=False, index=True),
+    sa.Column("acknowledged_at", sa.Float, nullable=True),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("diagnosis", sa.Text, nullable=True),  # the last diagnosis (ranked causes) as JSON
+    sa.Column("report_url", sa.Text, nullable=True),
+)
+
+
 def _v1(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[meta, violations])
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1]
+def _v2(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[cmdb_items, cmdb_relations, incidents])
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+INCIDENT_COLUMNS = ("title", "severity", "status", "service", "source", "group_key", "opened_at",
+                    "acknowledged_at", "resolved_at", "updated_at", "report_url")
 
 
 class Store:
@@ -114,8 +158,88 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    # -- CMDB ----------------------------------------------------------------------------
+
+    def load_cmdb(self) -> dict:
+        """The stored CMDB document (``items``, ``relations``); empty lists when none is stored."""
+        with self.engine.connect() as conn:
+            items = [json.loads(r.doc) for r in conn.execute(sa.select(cmdb_items.c.doc).order_by(cmdb_items.c.id))]
+            relations = [json.loads(r.doc) for r in conn.execute(
+                sa.select(cmdb_relations.c.doc).order_by(cmdb_relations.c.source, cmdb_relations.c.target))]
+        return {"items": items, "relations": relations}
+
+    def save_cmdb(self, doc: dict) -> None:
+        """Replace the stored CMDB with ``doc`` in one transaction (validate it first)."""
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(cmdb_relations.delete())
+            conn.execute(cmdb_items.delete())
+            if doc["items"]:
+                conn.execute(cmdb_items.insert(), [{"id": i["id"], "kind": i["kind"], "doc": _dumps(i)}
+                                                   for i in doc["items"]])
+            if doc["relations"]:
+                conn.execute(cmdb_relations.insert(), [{"source": r["source"], "target": r["target"],
+                                                        "type": r["type"], "doc": _dumps(r)} for r in doc["relations"]])
+
+    # -- incidents ---------------------------------------------------------------------
+
+    def create_incident(self, **fields: Any) -> dict:
+        now = time.time()
+        row = {c: fields.pop(c, None) for c in INCIDENT_COLUMNS}
+        row.update(status=row["status"] or "open", opened_at=row["opened_at"] or now, updated_at=now)
+        diagnosis = fields.pop("diagnosis", None)
+        with self._write_lock, self.engine.begin() as conn:
+            new_id = conn.execute(incidents.insert().values(
+                **row, doc=_dumps(fields), diagnosis=_dumps(diagnosis) if diagnosis is not None else None,
+            )).inserted_primary_key[0]
+        return self.get_incident(new_id)
+
+    def update_incident(self, incident_id: int, **fields: Any) -> dict:
+        """Change columns and merge the rest into the incident's document; returns the incident."""
+        with self._write_lock, self.engine.begin() as conn:
+            row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+            if row is None:
+                raise NotFound(f"no incident {incident_id}", field="id")
+            values = {c: fields.pop(c) for c in list(fields) if c in INCIDENT_COLUMNS}
+            if "diagnosis" in fields:
+                values["diagnosis"] = _dumps(fields.pop("diagnosis"))
+            if fields:
+                values["doc"] = _dumps({**json.loads(row.doc), **fields})
+            values.setdefault("updated_at", time.time())
+            conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+        return self.get_incident(incident_id)
+
+    def get_incident(self, incident_id: int) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+        if row is None:
+            raise NotFound(f"no incident {incident_id}", field="id")
+        return _incident(row)
+
+    def list_incidents(self, *, status: str | None = None, severity: str | None = None, service: str | None = None,
+                       group_key: str | None = None, since: float | None = None, limit: int = 100) -> list[dict]:
+        query = sa.select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+        for column, value in (("status", status), ("severity", severity), ("service", service),
+                              ("group_key", group_key)):
+            if value is not None:
+                query = query.where(incidents.c[column] == value)
+        if since is not None:
+            query = query.where(incidents.c.opened_at >= since)
+        with self.engine.connect() as conn:
+            return [_incident(row) for row in conn.execute(query)]
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _incident(row) -> dict:
+    out = {c: getattr(row, c) for c in ("id",) + INCIDENT_COLUMNS}
+    out.update(json.loads(row.doc))
+    out["diagnosis"] = json.loads(row.diagnosis) if row.diagnosis else None
+    return out
 
 
 def _put_meta(conn: sa.Connection, key: str, value: str) -> None:

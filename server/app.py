@@ -17,17 +17,19 @@ from tornado.netutil import bind_sockets
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.settings import Settings
 from bizra_nb.store import Store
-from server import health, live, metrics
+from bizra_nb.cmdb import Cmdb
+from server import alerts, cmdb, health, live, metrics, rca
 from server.auth import load_or_create_token
 from server.background import Background
 from server.base import NotFoundHandler
 from server.controller import Controller
 from server.hub import Hub
+from server.incident_flow import IncidentFlow
 from server.instrumentation import AccessLog, RequestInstrumentation, route_template
 
 log = logging.getLogger("bizra.server")
 
-RESOURCES = [health, metrics, live]  # each module ends in its `handlers` route list
+RESOURCES = [health, metrics, live, cmdb, rca, alerts]  # each module ends in its `handlers` route list
 
 
 @dataclass
@@ -44,6 +46,10 @@ class Services:
     token_generated: bool = False
     started_at: float = field(default_factory=time.time)
     controller: Controller = None  # type: ignore[assignment]
+    incident_flow: IncidentFlow = None  # type: ignore[assignment]
+    cmdb: Cmdb = field(default_factory=lambda: Cmdb({}, []))
+    cmdb_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    workers: ThreadPoolExecutor = None  # type: ignore[assignment]
     access_log: AccessLog = field(default_factory=AccessLog)
     store_writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-store"))
 
@@ -78,7 +84,9 @@ class Services:
             await asyncio.sleep(0.02)  # let the close handshakes finish
         await self.background.stop()
         self.access_log.flush()
-        await asyncio.get_running_loop().run_in_executor(None, self.store_writer.shutdown, True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.workers.shutdown, True)
+        await loop.run_in_executor(None, self.store_writer.shutdown, True)
         self.store.close()
 
 
@@ -96,8 +104,11 @@ def make_services(settings: Settings) -> Services:
         background=Background(scorekeeper),
         api_token=token,
         token_generated=generated,
+        cmdb=Cmdb.from_dict(store.load_cmdb()),
+        workers=ThreadPoolExecutor(settings.workers, "bizra-worker"),
     )
     services.controller = Controller(services, interval=settings.controller_interval)
+    services.incident_flow = IncidentFlow(services)
     scorekeeper.on_violation(services.persist_violation)
     return services
 

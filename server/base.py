@@ -1,10 +1,11 @@
 """The base handler: JSON bodies and errors, bearer-token auth, access to the shared services."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from tornado.web import HTTPError, RequestHandler
 
@@ -69,6 +70,29 @@ class BaseHandler(RequestHandler):
     def hub(self):
         return self.services.hub
 
+    async def blocking(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the worker threads, never on the IOLoop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.services.workers, lambda: fn(*args, **kwargs))
+
+    def int_argument(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, f"query parameter {name!r} must be a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ApiError(400, f"query parameter {name!r} must be from {low} to {high}, got {value}")
+        return value
+
+    def choice_argument(self, name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+        value = self.get_query_argument(name, default)
+        if value is not None and value not in allowed:
+            raise ApiError(400, f"query parameter {name!r} must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
     def prepare(self) -> None:
         method = self.request.method.lower()
         if getattr(type(self), method, None) is getattr(RequestHandler, method, None):
@@ -84,12 +108,22 @@ class BaseHandler(RequestHandler):
     def compute_etag(self) -> None:
         return None  # API answers are live state; hashing every body buys nothing
 
-    def json_body(self) -> Any:
+    def json_body(self, *, required: bool = True) -> Any:
         """The request body parsed as JSON, or a 400 saying why it is not."""
+        if not self.request.body.strip():
+            if required:
+                raise ApiError(400, "a JSON request body is required")
+            return None
         try:
-            return json.loads(self.request.body or b"null")
+            return json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+
+    def json_object(self) -> dict:
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        return body
 
     def write_json(self, value: Any, status: int | None = None) -> None:
         if status is not None:

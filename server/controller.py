@@ -5,6 +5,7 @@ import asyncio
 import inspect
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
@@ -31,6 +32,8 @@ class Controller:
         self.checks: dict[str, Check] = {"store": self.check_store}
         if services.settings.prometheus_url:
             self.checks["metric_backend"] = self.check_metric_backend
+        elif services.settings.dataset:
+            self.checks["metric_backend"] = self.check_dataset
 
     def add_check(self, name: str, check: Check) -> None:
         """Add a component check: return a detail string when healthy, raise Unavailable when down."""
@@ -64,6 +67,12 @@ class Controller:
         if response.status_code != 200:
             raise Unavailable(f"metric backend {url} answered HTTP {response.status_code}")
         return "answering"
+
+    def check_dataset(self) -> str:
+        path = Path(self.services.settings.dataset)
+        if not path.is_file():
+            raise Unavailable(f"dataset file {path} does not exist")
+        return f"dataset {path}"
 
     async def run_checks(self) -> dict[str, dict]:
         """Run every component check concurrently; unexpected exceptions are silent failures."""

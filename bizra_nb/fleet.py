@@ -1,0 +1,237 @@
+"""The demo fleet: a CMDB of services with dependencies, and their metrics with injected faults of known cause.
+
+Seeded and vectorised. Metrics per service, named ``<service>_<metric>`` in wide
+frames: ``rate`` (req/s), ``error`` (error ratio), ``lat_50`` and ``lat_99`` (ms),
+``cpu`` (% of a core), ``mem`` (MB). A fault at one service changes its own
+metrics first and reaches the services that depend on it (their callers) with a
+delay and an attenuation per hop, as real latency and errors propagate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bizra_nb.cmdb import Cmdb
+
+METRICS = ("rate", "error", "lat_50", "lat_99", "cpu", "mem")
+FAULT_KINDS = ("cpu_hog", "memory_leak", "latency", "error_burst", "packet_loss")
+
+# id, kind, owner, tier, base rate (req/s), base p50 latency (ms)
+_ITEMS = [
+    ("frontend", "service", "web", 1, 220.0, 35.0),
+    ("api-gateway", "service", "platform", 1, 240.0, 22.0),
+    ("catalog", "service", "shop", 2, 150.0, 14.0),
+    ("search", "service", "shop", 2, 60.0, 28.0),
+    ("recommendation", "service", "ml", 3, 45.0, 40.0),
+    ("cart", "service", "shop", 1, 80.0, 9.0),
+    ("checkout", "service", "payments", 1, 25.0, 60.0),
+    ("payment", "service", "payments", 1, 22.0, 45.0),
+    ("shipping", "service", "logistics", 2, 20.0, 18.0),
+    ("user", "service", "identity", 1, 90.0, 11.0),
+    ("catalog-db", "database", "dba", 1, 300.0, 3.0),
+    ("payments-db", "database", "dba", 1, 40.0, 4.0),
+    ("user-db", "database", "dba", 1, 110.0, 2.5),
+    ("cart-cache", "cache", "platform", 1, 160.0, 0.8),
+    ("orders-queue", "queue", "platform", 2, 30.0, 1.5),
+]
+# source depends on (calls) target
+_DEPENDS_ON = [
+    ("frontend", "api-gateway"),
+    ("api-gateway", "catalog"), ("api-gateway", "search"), ("api-gateway", "recommendation"),
+    ("api-gateway", "cart"), ("api-gateway", "checkout"), ("api-gateway", "user"),
+    ("search", "catalog"), ("recommendation", "catalog"),
+    ("catalog", "catalog-db"),
+    ("cart", "cart-cache"),
+    ("checkout", "cart"), ("checkout", "payment"), ("checkout", "shipping"), ("checkout", "user"),
+    ("payment", "payments-db"),
+    ("shipping", "orders-queue"),
+    ("user", "user-db"),
+]
+_HOSTS = {"node-a": ["frontend", "api-gateway", "catalog", "search", "recommendation"],
+          "node-b": ["cart", "checkout", "payment", "shipping", "user", "cart-cache", "orders-queue"],
+          "node-c": ["catalog-db", "payments-db", "user-db"]}
+
+
+def demo_cmdb() -> Cmdb:
+    """The demo fleet's CMDB: 15 services, databases, a cache and a queue on 3 hosts."""
+    items = [{"id": i, "kind": k, "owner": o, "tier": t,
+              "slo": {"availability": 0.999, "latency_p99_ms": round(lat * 6)}}
+             for i, k, o, t, _, lat in _ITEMS]
+    items += [{"id": host, "kind": "host"} for host in _HOSTS]
+    relations = [{"source": s, "target": t, "type": "depends_on"} for s, t in _DEPENDS_ON]
+    relations += [{"source": svc, "target": host, "type": "runs_on"} for host, svcs in _HOSTS.items() for svc in svcs]
+    return Cmdb.from_dict({"items": items, "relations": relations})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected fault: the truth a diagnosis should find."""
+
+    service: str
+    kind: str
+    start: pd.Timestamp
+    end: pd.Timestamp | None = None
+    magnitude: float = 1.0
+
+    def as_dict(self) -> dict:
+        return {"service": self.service, "kind": self.kind, "start": self.start.isoformat(),
+                "end": self.end.isoformat() if self.end is not None else None, "magnitude": self.magnitude}
+
+
+@dataclass
+class FleetData:
+    """Generated metrics (wide frame, UTC index), the CMDB and the injected faults."""
+
+    metrics: pd.DataFrame
+    cmdb: Cmdb
+    faults: list[Fault] = field(default_factory=list)
+
+
+def _callers_by_hop(cmdb: Cmdb, root: str) -> dict[str, int]:
+    """Services that (transitively) depend on ``root``, with their distance in hops."""
+    hops = {root: 0}
+    frontier = [root]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for caller in cmdb.dependents(node):
+                if caller not in hops:
+                    hops[caller] = hops[node] + 1
+                    nxt.append(caller)
+        frontier = nxt
+    return hops
+
+
+def generate(
+    *,
+    start: str | pd.Timestamp = "2026-10-01",
+    duration: str | pd.Timedelta = "1h",
+    step: str | pd.Timedelta = "15s",
+    faults: list[Fault] = (),
+    seed: int = 0,
+    cmdb: Cmdb | None = None,
+) -> FleetData:
+    """Metrics of the demo fleet over ``[start, start + duration)`` with ``faults`` injected.
+
+    Parameters
+    ----------
+    start, duration, step
+        The time grid (UTC).
+    faults
+        Faults to inject; each reaches its callers with a delay and attenuation per hop.
+    seed
+        Seeds the noise, per-service noise levels and the propagation parameters.
+
+    Returns
+    -------
+    FleetData
+    """
+    rng = np.random.default_rng(seed)
+    cmdb = cmdb or demo_cmdb()
+    index = pd.date_range(pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tzinfo is None else pd.Timestamp(start),
+                          periods=int(pd.Timedelta(duration) / pd.Timedelta(step)), freq=pd.Timedelta(step))
+    n = len(index)
+    seconds = index.as_unit("s").asi8.astype(np.float64)
+    hour_of_day = (seconds % 86400) / 3600.0
+    daily = 1.0 + 0.35 * np.sin(2 * np.pi * (hour_of_day - 9.0) / 24.0)  # peak mid-afternoon UTC
+    weekly = 1.0 - 0.15 * (((seconds // 86400 + 3) % 7) >= 5)  # quieter weekends
+    services = [row[0] for row in _ITEMS]
+    columns: dict[str, np.ndarray] = {}
+    base = {}
+    for sid, kind, _, _, rate0, lat0 in _ITEMS:
+        noise = rng.uniform(0.03, 0.08)  # relative noise level of this service
+        rate = rate0 * daily * weekly * (1 + rng.normal(0, noise, n))
+        load = rate / rate0
+        lat50 = lat0 * (0.85 + 0.15 * load) * (1 + rng.normal(0, noise, n))
+        lat99 = lat50 * rng.uniform(2.5, 4.0) * (1 + np.abs(rng.normal(0, 2 * noise, n)))
+        cpu = np.clip(rng.uniform(8, 25) + rng.uniform(10, 25) * load + rng.normal(0, 2.0, n), 0, 100)
+        mem0 = {"database": 2048.0, "cache": 900.0, "queue": 400.0}.get(kind, 300.0) * rng.uniform(0.7, 1.3)
+        mem = mem0 * (1 + rng.normal(0, 0.01, n)) + np.linspace(0, mem0 * 0.01, n)
+        error = np.clip(0.002 + rng.normal(0, 0.0008, n), 0, 1)
+        base[sid] = {"rate": rate, "error": error, "lat_50": lat50, "lat_99": lat99, "cpu": cpu, "mem": mem}
+    # deviations added by faults, accumulated per service and metric
+    delta = {sid: {m: np.zeros(n) for m in METRICS} for sid in services}
+    for fault in faults:
+        _inject(fault, index, base, delta, cmdb, rng)
+    for sid in services:
+        for metric in METRICS:
+            value = base[sid][metric] + delta[sid][metric]
+            if metric in ("error",):
+                value = np.clip(value, 0, 1)
+            elif metric == "cpu":
+                value = np.clip(value, 0, 100)
+            else:
+                value = np.maximum(value, 0)
+            columns[f"{sid}_{metric}"] = np.round(value, 4)
+    frame = pd.DataFrame(columns, index=index)
+    frame.index.name = "time"
+    return FleetData(metrics=frame, cmdb=cmdb, faults=list(faults))
+
+
+def _ramp(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp | None, rise: float) -> np.ndarray:
+    """0 before ``start``, rising linearly to 1 over ``rise`` seconds, 0 again after ``end``."""
+    t = (index - start).total_seconds().to_numpy()
+    shape = np.clip(t / max(rise, 1e-9), 0, 1) * (t >= 0)
+    if end is not None:
+        shape = shape * (index < end)
+    return shape
+
+
+def _inject(fault: Fault, index, base, delta, cmdb: Cmdb, rng) -> None:
+    root, m = fault.service, fault.magnitude
+    if root not in base:
+        raise ValueError(f"fault at unknown service {fault.service!r}")
+    b = base[root]
+    on = _ramp(index, fault.start, fault.end, rise=30)
+    lat_factor = 0.0  # extra latency at the root, as a fraction of its p50
+    err_add = 0.0
+    if fault.kind == "cpu_hog":
+        delta[root]["cpu"] += on * m * rng.uniform(35, 60)
+        lat_factor = m * rng.uniform(0.6, 1.5)
+    elif fault.kind == "memory_leak":
+        leak = _ramp(index, fault.start, fault.end, rise=rng.uniform(300, 900))
+        delta[root]["mem"] += leak * m * np.median(b["mem"]) * rng.uniform(0.6, 1.2)
+        lat_factor = m * rng.uniform(0.2, 0.6)
+        on = leak
+    elif fault.kind == "latency":
+        lat_factor = m * rng.uniform(2.0, 6.0)
+    elif fault.kind == "error_burst":
+        err_add = m * rng.uniform(0.08, 0.3)
+        lat_factor = m * rng.uniform(0.0, 0.2)
+    elif fault.kind == "packet_loss":
+        lat_factor = m * rng.uniform(1.0, 3.0)
+        err_add = m * rng.uniform(0.02, 0.08)
+        delta[root]["rate"] -= on * np.median(b["rate"]) * m * rng.uniform(0.05, 0.15)
+    else:
+        raise ValueError(f"unknown fault kind {fault.kind!r}; known: {', '.join(FAULT_KINDS)}")
+    lat_ms = lat_factor * np.median(b["lat_50"])
+    for service, hop in _callers_by_hop(cmdb, root).items():
+        if service not in base:
+            continue
+        attenuation = 1.0 if hop == 0 else rng.uniform(0.35, 0.8) ** hop
+        delay = pd.Timedelta(seconds=float(sum(rng.uniform(10, 40) for _ in range(hop))))
+        shape = on if hop == 0 else _ramp(index, fault.start + delay, fault.end, rise=45)
+        delta[service]["lat_50"] += shape * lat_ms * attenuation
+        delta[service]["lat_99"] += shape * lat_ms * attenuation * rng.uniform(2.0, 3.5)
+        delta[service]["error"] += shape * err_add * attenuation
+        if hop > 0 and (lat_ms > 0 or err_add > 0):
+            delta[service]["cpu"] += shape * rng.uniform(0, 3) * attenuation  # callers wait, barely work
+
+
+def random_case(seed: int, *, duration: str = "1h", step: str = "15s",
+                start: str = "2026-10-01", magnitude: tuple[float, float] = (0.5, 1.5)) -> FleetData:
+    """One evaluation case: a random fault at a random service, in the last third of the window.
+
+    ``magnitude`` bounds the fault's strength (1: typical; 0.2: hard to see in the noise).
+    """
+    rng = np.random.default_rng(seed)
+    services = [row[0] for row in _ITEMS]
+    index_start = pd.Timestamp(start, tz="UTC") + pd.Timedelta(hours=int(rng.integers(0, 24 * 28)))
+    span = pd.Timedelta(duration)
+    at = index_start + span * rng.uniform(0.55, 0.75)
+    at = at.floor(pd.Timedelta(step))
+    fault = Fault(service=str(rng.choice(services)), kind=str(rng.choice(FAULT_KINDS)),
+                  start=at, magnitude=float(rng.uniform(*magnitude)))
+    return generate(start=index_start, duration=duration, step=step, faults=[fault], seed=seed + 1_000_000)

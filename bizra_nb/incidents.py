@@ -1,0 +1,247 @@
+"""Incidents: severity rules, status changes with MTTA/MTTR timestamps, and Alertmanager webhook payloads.
+
+Severity (PRODUCT.md)::
+
+    P0  monitoring down, API unresponsive          immediate
+    P1  score < 95, or error rate > 10 %           15 minutes
+    P2  score < 97, or error rate > 5 %            1 hour
+    P3  minor performance degradation              next business day
+
+An alert's labels decide first: ``priority`` (P0..P3) as given, then the alert
+names of the runbook, then ``severity`` (critical → P1, warning → P2, info → P3).
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bizra_nb.errors import Conflict, InvalidInput
+from bizra_nb.sources import to_timestamp
+from bizra_nb.store import Store
+
+SEVERITIES = ("P0", "P1", "P2", "P3")
+STATUSES = ("open", "acknowledged", "resolved")
+P0_ALERTS = {"MonitoringDown", "ApiUnresponsive", "BizraApiDown"}
+P1_ALERTS = {"AhsanScoreBelowThreshold", "HighViolationRate", "ErrorBudgetBurnPage"}
+SEVERITY_LABELS = {"critical": "P1", "page": "P1", "error": "P2", "warning": "P2", "ticket": "P3", "info": "P3"}
+
+
+def severity_from_signals(*, score: float | None = None, error_rate: float | None = None,
+                          monitoring_up: bool = True, api_responsive: bool = True) -> str:
+    """The severity level for the measured signals (error rate as a fraction, 0.1 = 10 %)."""
+    if not monitoring_up or not api_responsive:
+        return "P0"
+    if (score is not None and score < 95) or (error_rate is not None and error_rate > 0.10):
+        return "P1"
+    if (score is not None and score < 97) or (error_rate is not None and error_rate > 0.05):
+        return "P2"
+    return "P3"
+
+
+def severity_from_labels(labels: dict[str, str]) -> str:
+    priority = str(labels.get("priority", "")).upper()
+    if priority in SEVERITIES:
+        return priority
+    name = labels.get("alertname", "")
+    if name in P0_ALERTS:
+        return "P0"
+    if name in P1_ALERTS:
+        return "P1"
+    return SEVERITY_LABELS.get(str(labels.get("severity", "")).lower(), "P3")
+
+
+def most_severe(levels) -> str:
+    return min(levels, key=SEVERITIES.index)
+
+
+def change_status(store: Store, incident_id: int, status: str, *, note: str | None = None) -> dict:
+    """Acknowledge or resolve (or reopen) an incident; the first time of each is kept for MTTA/MTTR."""
+    if status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}", field="status")
+    incident = store.get_incident(incident_id)
+    now = time.time()
+    changes: dict[str, Any] = {"status": status}
+    if status == "acknowledged":
+        if incident["status"] == "resolved":
+            raise Conflict(f"incident {incident_id} is resolved; reopen it (status 'open') first", field="status")
+        changes["acknowledged_at"] = incident["acknowledged_at"] or now
+    elif status == "resolved":
+        changes["resolved_at"] = incident["resolved_at"] or now
+        changes["acknowledged_at"] = incident["acknowledged_at"] or changes["resolved_at"]
+    elif status == "open":
+        changes["resolved_at"] = None
+    if note:
+        changes["notes"] = [*incident.get("notes", []), {"at": now, "status": status, "note": note}]
+    if incident["status"] == status and not note:
+        return incident
+    return store.update_incident(incident_id, **changes)
+
+
+def durations(incident: dict) -> dict:
+    """Seconds to acknowledge (MTTA) and to resolve (MTTR) this incident, None while not reached."""
+    opened = incident["opened_at"]
+    ack, res = incident.get("acknowledged_at"), incident.get("resolved_at")
+    return {"tta_seconds": None if ack is None else round(ack - opened, 3),
+            "ttr_seconds": None if res is None else round(res - opened, 3)}
+
+
+# -- the Alertmanager webhook --------------------------------------------------------------
+
+
+@dataclass
+class Alert:
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: float
+    ends_at: float | None
+    fingerprint: str
+    generator_url: str = ""
+
+
+@dataclass
+class AlertGroup:
+    """One Alertmanager notification (payload version 4)."""
+
+    receiver: str
+    status: str
+    group_key: str
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def firing(self) -> list[Alert]:
+        return [a for a in self.alerts if a.status == "firing"]
+
+    @property
+    def service(self) -> str | None:
+        for labels in (self.common_labels, self.group_labels, *(a.labels for a in self.alerts)):
+            for key in ("service", "job_service", "app"):
+                if labels.get(key):
+                    return labels[key]
+        return None
+
+    @property
+    def title(self) -> str:
+        name = self.common_labels.get("alertname") or self.group_labels.get("alertname") or "alert"
+        summary = self.common_annotations.get("summary")
+        where = f" on {self.service}" if self.service else ""
+        return f"{name}{where}" + (f": {summary}" if summary else "")
+
+
+def _mapping(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InvalidInput(f"{where} must be an object of strings", field=where)
+    return {k: str(v) for k, v in value.items()}
+
+
+def _time(value: Any, where: str, *, required: bool) -> float | None:
+    if value in (None, "") or (isinstance(value, str) and value.startswith("0001-01-01")):
+        if required:
+            raise InvalidInput(f"{where} is required (RFC 3339 time)", field=where)
+        return None
+    try:
+        return to_timestamp(value, name=where).timestamp()
+    except InvalidInput:
+        raise InvalidInput(f"{where}: {value!r} is not an RFC 3339 time", field=where) from None
+
+
+def parse_alertmanager(payload: Any) -> AlertGroup:
+    """Validate an Alertmanager webhook payload; errors name the offending field."""
+    if not isinstance(payload, dict):
+        raise InvalidInput("the body must be a JSON object (Alertmanager webhook payload)", field="body")
+    version = str(payload.get("version", ""))
+    if version != "4":
+        raise InvalidInput(f"version: expected \"4\" (Alertmanager webhook payload version 4), got {version!r}",
+                           field="version")
+    status = payload.get("status")
+    if status not in ("firing", "resolved"):
+        raise InvalidInput(f"status: expected 'firing' or 'resolved', got {status!r}", field="status")
+    group_key = payload.get("groupKey")
+    if not isinstance(group_key, str) or not group_key:
+        raise InvalidInput("groupKey: a non-empty string is required", field="groupKey")
+    raw_alerts = payload.get("alerts")
+    if not isinstance(raw_alerts, list) or not raw_alerts:
+        raise InvalidInput("alerts: a non-empty list is required", field="alerts")
+    alerts = []
+    for n, raw in enumerate(raw_alerts):
+        where = f"alerts[{n}]"
+        if not isinstance(raw, dict):
+            raise InvalidInput(f"{where} must be an object", field=where)
+        alert_status = raw.get("status", status)
+        if alert_status not in ("firing", "resolved"):
+            raise InvalidInput(f"{where}.status: expected 'firing' or 'resolved', got {alert_status!r}",
+                               field=f"{where}.status")
+        labels = _mapping(raw.get("labels"), f"{where}.labels")
+        fingerprint = raw.get("fingerprint") or _fingerprint(labels)
+        if not isinstance(fingerprint, str):
+            raise InvalidInput(f"{where}.fingerprint must be a string", field=f"{where}.fingerprint")
+        alerts.append(Alert(
+            status=alert_status, labels=labels, annotations=_mapping(raw.get("annotations"), f"{where}.annotations"),
+            starts_at=_time(raw.get("startsAt"), f"{where}.startsAt", required=True),
+            ends_at=_time(raw.get("endsAt"), f"{where}.endsAt", required=False),
+            fingerprint=fingerprint, generator_url=str(raw.get("generatorURL", "")),
+        ))
+    receiver = payload.get("receiver", "")
+    return AlertGroup(
+        receiver=str(receiver), status=status, group_key=group_key,
+        group_labels=_mapping(payload.get("groupLabels"), "groupLabels"),
+        common_labels=_mapping(payload.get("commonLabels"), "commonLabels"),
+        common_annotations=_mapping(payload.get("commonAnnotations"), "commonAnnotations"),
+        alerts=alerts,
+    )
+
+
+def _fingerprint(labels: dict[str, str]) -> str:
+    return "labels:" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+@dataclass
+class WebhookOutcome:
+    action: str  # "opened", "updated", "resolved", "unchanged", "ignored"
+    incident: dict | None
+
+
+def apply_alert_group(store: Store, group: AlertGroup) -> WebhookOutcome:
+    """Open, update or resolve the one incident of this alert group; a repeated delivery changes nothing."""
+    current = next(iter(store.list_incidents(group_key=group.group_key, limit=1)), None)
+    active = current if current and current["status"] != "resolved" else None
+    alerts_doc = {a.fingerprint: {"status": a.status, "labels": a.labels, "annotations": a.annotations,
+                                  "starts_at": a.starts_at, "ends_at": a.ends_at} for a in group.alerts}
+    if group.firing:
+        severity = most_severe(severity_from_labels(a.labels) for a in group.firing)
+        if active is None:
+            incident = store.create_incident(
+                title=_clip(group.title), severity=severity, status="open", service=group.service,
+                source="alertmanager", group_key=group.group_key,
+                opened_at=min(a.starts_at for a in group.firing), alerts=alerts_doc,
+                labels=group.common_labels, annotations=group.common_annotations, receiver=group.receiver,
+            )
+            return WebhookOutcome("opened", incident)
+        merged = {**active.get("alerts", {}), **alerts_doc}
+        if merged == active.get("alerts") and most_severe([severity, active["severity"]]) == active["severity"]:
+            return WebhookOutcome("unchanged", active)
+        incident = store.update_incident(active["id"], alerts=merged,
+                                         severity=most_severe([severity, active["severity"]]))
+        return WebhookOutcome("updated", incident)
+    # every alert of the group resolved
+    if active is None:
+        return WebhookOutcome("unchanged" if current else "ignored", current)
+    ends = [a.ends_at for a in group.alerts if a.ends_at]
+    merged = {**active.get("alerts", {}), **alerts_doc}
+    store.update_incident(active["id"], alerts=merged)
+    resolved_at = max(ends) if ends else time.time()
+    incident = store.update_incident(active["id"], status="resolved", resolved_at=resolved_at,
+                                     acknowledged_at=active["acknowledged_at"] or resolved_at)
+    return WebhookOutcome("resolved", incident)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"

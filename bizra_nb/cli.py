@@ -104,7 +104,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_colwidth", 120, "display.width", 200):
         table = diagnosis.table(args.top)
         table["onset"] = [o.strftime("%H:%M:%S") if o is not None and not pd.isna(o) else "-" for o in table["onset"]]
-        print(table.to_string())
+        print(table.reset_index().to_string(index=False, justify="left"))
     for warning in diagnosis.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

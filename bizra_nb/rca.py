@@ -238,7 +238,7 @@ def _onsets(frame, anomaly_start, end, center, scale, moved_up, magnitude) -> li
     window = frame.loc[(frame.index >= anomaly_start - lookback) & (frame.index <= end)]
     z = (window.to_numpy(dtype="float64") - center) / scale
     z = np.where(moved_up, z, -z)
-    threshold = np.maximum(ONSET_Z, 0.4 * magnitude)
+    threshold = np.maximum(ONSET_Z, np.minimum(0.4 * magnitude, 10.0))  # slow ramps: do not wait for the top
     above = np.nan_to_num(z) > threshold
     run = above.copy()
     run[:-1] &= above[1:]  # two consecutive points

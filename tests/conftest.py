@@ -14,6 +14,11 @@ http
     An ``httpx.Client`` whose base URL is ``server``'s.
 token
     The API token of ``server``.
+auth
+    ``{"Authorization": "Bearer <token>"}`` for state-changing requests.
+fleet
+    (session) The demo fleet written to files: ``fleet.metrics`` (CSV), ``fleet.cmdb`` (YAML),
+    ``fleet.fault`` (the injected fault: ``catalog-db`` latency at ``fleet.fault.start``).
 
 Helpers: :func:`need_binary` (skip locally, fail in CI when a real component is missing),
 :func:`wait_until`.
@@ -160,3 +165,27 @@ def http(server):
 @pytest.fixture
 def token() -> str:
     return TOKEN
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    import types
+
+    import pandas as pd
+
+    from bizra_nb.dataset import write_dataset
+    from bizra_nb.fleet import Fault, generate
+
+    out = tmp_path_factory.mktemp("fleet")
+    start = pd.Timestamp("2026-10-01T10:00:00Z")
+    fault = Fault(service="catalog-db", kind="latency", start=start + pd.Timedelta("80min"))
+    data = generate(start=start, duration="2h", faults=[fault], seed=11)
+    metrics = write_dataset(data.metrics, out / "metrics.csv")
+    cmdb = out / "cmdb.yaml"
+    cmdb.write_text(data.cmdb.dumps("yaml"))
+    return types.SimpleNamespace(dir=out, metrics=metrics, cmdb=cmdb, fault=fault, data=data)

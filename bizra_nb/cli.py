@@ -71,7 +71,80 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bizra_nb.demo import run_demo
 
-    return run_demo(out=args.out, seconds=args.seconds)
+    return run_demo(out=args.out, serve=args.serve, month=args.month)
+
+
+def _runner(settings, *, echo: bool = True):
+    from bizra_nb.runner import Runner
+    from bizra_nb.store import Store
+
+    def show(run: dict) -> None:
+        progress = run.get("progress") or {}
+        if run["status"] == "running" and progress:
+            print(f"  cell {progress['cell']}/{progress['cells']}", end="\r", file=sys.stderr, flush=True)
+        elif run["status"] in ("succeeded", "failed", "cancelled"):
+            print(f"  {run['status']}" + " " * 20, file=sys.stderr, flush=True)
+
+    return Runner(Store.open(settings.data_dir), reports_dir=settings.reports_dir, workers=1,
+                  cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout,
+                  on_event=show if echo else None)
+
+
+def _print_run(run: dict) -> int:
+    from pathlib import Path
+
+    folder = Path(run["folder"])
+    print(f"run {run['id']}: {run['status']}")
+    for name in ("report.html", "run.ipynb", "summary.json"):
+        print(f"  {folder / name}")
+    if run.get("error"):
+        print(f"error: {run['error']}", file=sys.stderr)
+    return 0 if run["status"] == "succeeded" else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bizra_nb.runner import coerce_cli_value, declared_parameters, resolve_notebook
+
+    settings = load_settings({"data_dir": args.data_dir, "reports_dir": args.reports_dir})
+    path = resolve_notebook(args.notebook)
+    declared = declared_parameters(path)
+    parameters = {}
+    for name, raw in args.parameter or []:
+        expected = declared.get(name, {}).get("inferred_type_name", "str")
+        parameters[name] = coerce_cli_value(raw, expected)
+    runner = _runner(settings)
+    run = runner.create(path, parameters, trigger="cli")  # validates before anything runs
+    print(f"running {path.name} as run {run['id']} ...", file=sys.stderr, flush=True)
+    return _print_run(runner.execute(run["id"]))
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from bizra_nb.audit import month_bounds
+
+    month_bounds(args.month)  # a clear error before anything runs
+    settings = load_settings({"data_dir": args.data_dir, "reports_dir": args.reports_dir})
+    parameters = {"month": args.month, "data_dir": str(settings.data_dir)}
+    if args.source:
+        parameters["source"] = args.source
+    runner = _runner(settings)
+    run = runner.create("compliance_audit", parameters, trigger="cli")
+    print(f"auditing {args.month} as run {run['id']} ...", file=sys.stderr, flush=True)
+    return _print_run(runner.execute(run["id"]))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from bizra_nb.loadgen import bench
+
+    result = bench(args.url, endpoints=args.endpoint or ["/health"], duration=args.duration, rate=args.rate,
+                   concurrency=args.concurrency, ws_clients=args.ws_clients)
+    verdicts = result.verdicts()
+    if args.format == "json":
+        print(json.dumps({**result.stats(), "passed": bool(verdicts["pass"].all())}))
+    else:
+        print(verdicts.to_string())
+    return 1 if args.check and not verdicts["pass"].all() else 0
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -103,7 +176,6 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     print(f"anomaly start: {diagnosis.anomaly_start.isoformat()}{detected}; end: {diagnosis.end.isoformat()}")
     with pd.option_context("display.max_colwidth", 120, "display.width", 200):
         table = diagnosis.table(args.top)
-        table["onset"] = [o.strftime("%H:%M:%S") if o is not None and not pd.isna(o) else "-" for o in table["onset"]]
         print(table.reset_index().to_string(index=False, justify="left"))
     for warning in diagnosis.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -181,9 +253,38 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--layout", choices=("wide", "long"), default="wide")
     fleet.set_defaults(func=cmd_fleet)
 
-    demo = commands.add_parser("demo", help="run the main job on a generated fleet, on the embedded defaults")
+    run = commands.add_parser("run", help="run a notebook with parameters into a report folder",
+                              description="Run NOTEBOOK (a name in notebooks/, e.g. incident_diagnosis, or a path). "
+                                          "Parameters are checked against those the notebook declares before it runs.")
+    run.add_argument("notebook", metavar="NOTEBOOK")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="a parameter (repeatable); VALUE is JSON when it parses, else text")
+    run.add_argument("--data-dir", default=None, help="the store (default: data, or BIZRA_DATA_DIR)")
+    run.add_argument("--reports-dir", default=None, help="where reports go (default: reports)")
+    run.set_defaults(func=cmd_run)
+
+    audit = commands.add_parser("audit", help="run the monthly compliance audit (for cron: --month YYYY-MM)")
+    audit.add_argument("--month", required=True, metavar="YYYY-MM", help="the calendar month to audit")
+    audit.add_argument("--source", default=None, help="platform metrics: dataset file or Prometheus URL")
+    audit.add_argument("--data-dir", default=None, help="the store with incidents and runs (default: data)")
+    audit.add_argument("--reports-dir", default=None, help="where reports go (default: reports)")
+    audit.set_defaults(func=cmd_audit)
+
+    bench_cmd = commands.add_parser("bench", help="open-loop load test of a server, with a WebSocket probe")
+    bench_cmd.add_argument("url", metavar="URL", help="http://host:port of the server")
+    bench_cmd.add_argument("--endpoint", action="append", help="path to request (repeatable; default /health)")
+    bench_cmd.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
+    bench_cmd.add_argument("--rate", type=float, default=500.0, help="requests per second (default 500)")
+    bench_cmd.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
+    bench_cmd.add_argument("--ws-clients", type=int, default=5, help="WebSocket probe clients (default 5, 0: off)")
+    bench_cmd.add_argument("--format", choices=("table", "json"), default="table")
+    bench_cmd.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    bench_cmd.set_defaults(func=cmd_bench)
+
+    demo = commands.add_parser("demo", help="the main job on a generated fleet: diagnosis, benchmark, audit reports")
     demo.add_argument("--out", default="reports", help="folder for the reports (default: reports)")
-    demo.add_argument("--seconds", type=float, default=3.0, help="how long the demo server runs (default: 3)")
+    demo.add_argument("--month", default=None, metavar="YYYY-MM", help="the demo month (default: the previous month)")
+    demo.add_argument("--serve", action="store_true", help="then keep serving the status page until Ctrl-C")
     demo.set_defaults(func=cmd_demo)
     return parser
 

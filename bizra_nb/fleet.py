@@ -235,3 +235,57 @@ def random_case(seed: int, *, duration: str = "1h", step: str = "15s",
     fault = Fault(service=str(rng.choice(services)), kind=str(rng.choice(FAULT_KINDS)),
                   start=at, magnitude=float(rng.uniform(*magnitude)))
     return generate(start=index_start, duration=duration, step=step, faults=[fault], seed=seed + 1_000_000)
+
+
+PLATFORM_KINDS = ("http_error", "validation_failed", "run_failed", "assumption_violated", "silent_failure")
+
+
+def platform_month(month: str, *, seed: int = 0, step: str = "1min", faults: list[Fault] = (),
+                   rate_rps: float = 40.0) -> pd.DataFrame:
+    """A month of the platform's own metrics: per-step counts and latency quantiles.
+
+    Columns (service ``bizra``): ``requests``, ``errors`` (5xx), ``events`` (every checked
+    operation), ``violations_<kind>`` for each violation kind, ``lat_p50`` and ``lat_p99`` (ms).
+    Counts are per step, not cumulative. Each fault adds an error burst (and for
+    some kinds silent failures) lasting 20–50 minutes, as incidents do.
+    """
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp(month + "-01", tz="UTC")
+    end = start + pd.offsets.MonthBegin(1)
+    index = pd.date_range(start, end, freq=step, inclusive="left")
+    n = len(index)
+    seconds_per_step = pd.Timedelta(step).total_seconds()
+    hour = index.hour.to_numpy() + index.minute.to_numpy() / 60
+    load = 1.0 + 0.35 * np.sin(2 * np.pi * (hour - 9.0) / 24.0)
+    requests = rng.poisson(rate_rps * seconds_per_step * load).astype(float)
+    error_ratio = np.full(n, 0.0004)
+    lat_p50 = 3.0 + 1.2 * load + rng.normal(0, 0.3, n)
+    lat_p99 = 18.0 + 10 * load + np.abs(rng.normal(0, 4, n))
+    silent = np.zeros(n)
+    validation = rng.poisson(0.002, n).astype(float)
+    for fault in faults:
+        length = pd.Timedelta(minutes=float(rng.uniform(20, 50)))
+        on = ((index >= fault.start) & (index < fault.start + length)).astype(float)
+        error_ratio += on * fault.magnitude * rng.uniform(0.04, 0.15)
+        lat_p99 += on * fault.magnitude * rng.uniform(30, 120)
+        lat_p50 += on * fault.magnitude * rng.uniform(2, 10)
+        if fault.kind in ("memory_leak", "packet_loss"):
+            silent += on * (rng.random(n) < 0.05)
+    errors = rng.binomial(requests.astype(int), np.clip(error_ratio, 0, 1)).astype(float)
+    runs = (index.minute == 0).astype(float) * (index.hour % 6 == 0)  # a scheduled run every 6 h
+    run_failed = runs * (rng.random(n) < 0.05)
+    cycles = seconds_per_step / 5.0  # the controller's cycles
+    frame = pd.DataFrame({
+        "bizra_requests": requests,
+        "bizra_errors": errors,
+        "bizra_events": requests + runs + cycles + rng.poisson(2.0, n) + validation + silent,
+        "bizra_violations_http_error": errors,
+        "bizra_violations_validation_failed": validation,
+        "bizra_violations_run_failed": run_failed,
+        "bizra_violations_assumption_violated": np.zeros(n),
+        "bizra_violations_silent_failure": silent,
+        "bizra_lat_p50": np.round(lat_p50, 3),
+        "bizra_lat_p99": np.round(lat_p99, 3),
+    }, index=index)
+    frame.index.name = "time"
+    return frame

@@ -96,7 +96,8 @@ class Diagnosis:
 
     def table(self, k: int | None = None) -> pd.DataFrame:
         rows = [{"rank": n, "service": c.service, "score": round(c.score, 2), "metric": c.metric,
-                 "onset": c.onset, "explanation": c.explanation} for n, c in enumerate(self.ranking[:k], 1)]
+                 "onset": c.onset.strftime("%Y-%m-%d %H:%M:%S") if c.onset is not None else "-",
+                 "explanation": c.explanation} for n, c in enumerate(self.ranking[:k], 1)]
         return pd.DataFrame(rows).set_index("rank") if rows else pd.DataFrame()
 
 

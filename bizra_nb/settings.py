@@ -32,6 +32,18 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _cron(value: str) -> str | None:
+    if not value:
+        return None
+    from bizra_nb.schedule import CronError, parse_cron
+
+    try:
+        parse_cron(value)
+    except CronError as exc:
+        return f"is not a cron expression ({exc})"
+    return None
+
+
 def _log_level(value: str) -> str | None:
     allowed = ("debug", "info", "warning", "error")
     return None if value in allowed else f"must be one of {', '.join(allowed)}"
@@ -56,6 +68,14 @@ class Settings:
     dataset: str = _setting("", "metrics dataset file (CSV/Parquet) used for diagnoses when no Prometheus URL is set")
     diagnosis_lookback: float = _setting(3600.0, "seconds of metrics before an incident's start that a diagnosis reads", _positive)
     workers: int = _setting(2, "threads for CPU-bound work (diagnoses) off the IOLoop", _positive)
+    reports_dir: Path = _setting(Path("reports"), "folder of the generated reports and their index.html")
+    run_workers: int = _setting(os.cpu_count() or 2, "notebook runs executing at once (default: the number of cores)", _positive)
+    cell_timeout: float = _setting(600.0, "seconds one notebook cell may run before its run fails", _positive)
+    run_timeout: float = _setting(3600.0, "seconds a whole notebook run may take before it is stopped", _positive)
+    diagnose_with_notebook: bool = _setting(True, "an incident opened by an alert also runs incident_diagnosis.ipynb")
+    audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), UTC; empty: off", _cron)
+    benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, UTC; empty: off", _cron)
+    schedule_grace: float = _setting(300.0, "seconds after its time a scheduled run may still start before it counts as missed", _positive)
     log_level: str = _setting("info", "log level: debug, info, warning, error", _log_level)
 
     def replace(self, **changes: Any) -> "Settings":

@@ -80,8 +80,8 @@ def select(frame: pd.DataFrame, *, start=None, end=None, services=None) -> pd.Da
 class DatasetSource:
     """Metrics from a dataset file (the embedded default); the file is read once."""
 
-    def __init__(self, path: str | Path, *, keeper: ScoreKeeper | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, *, keeper: ScoreKeeper | None = None, cmdb=None) -> None:
+        self.path = Path(path)  # (cmdb is accepted for symmetry with PrometheusSource; files need no selectors)
         self.keeper = keeper
         self._frame: pd.DataFrame | None = None
         self._in_order = True

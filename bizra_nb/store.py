@@ -72,6 +72,26 @@ incidents = sa.Table(
 )
 
 
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("notebook", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("parameters", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("progress", sa.Text, nullable=True),  # {"cell": i, "cells": n}
+    sa.Column("folder", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("incident_id", sa.Integer, nullable=True),
+)
+
+
 def _v1(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[meta, violations])
 
@@ -80,7 +100,12 @@ def _v2(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[cmdb_items, cmdb_relations, incidents])
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+def _v3(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[runs])
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
+RUN_JSON_COLUMNS = ("parameters", "progress", "summary")
 INCIDENT_COLUMNS = ("title", "severity", "status", "service", "source", "group_key", "opened_at",
                     "acknowledged_at", "resolved_at", "updated_at", "report_url")
 
@@ -227,6 +252,53 @@ class Store:
         with self.engine.connect() as conn:
             return [_incident(row) for row in conn.execute(query)]
 
+    # -- notebook runs -------------------------------------------------------------------
+
+    def create_run(self, **fields: Any) -> dict:
+        row = {k: (_dumps(v) if k in RUN_JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(runs.insert().values(**row))
+        return self.get_run(fields["id"])
+
+    def update_run(self, run_id: str, **fields: Any) -> dict:
+        values = {k: (_dumps(v) if k in RUN_JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
+        with self._write_lock, self.engine.begin() as conn:
+            if not conn.execute(runs.update().where(runs.c.id == run_id).values(**values)).rowcount:
+                raise NotFound(f"no run {run_id!r}", field="id")
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run {run_id!r}", field="id")
+        return _run(row)
+
+    def list_runs(self, *, status: str | None = None, kind: str | None = None, since: float | None = None,
+                  until: float | None = None, incident_id: int | None = None, limit: int = 100) -> list[dict]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        if kind is not None:
+            query = query.where(runs.c.kind == kind)
+        if since is not None:
+            query = query.where(runs.c.created_at >= since)
+        if until is not None:
+            query = query.where(runs.c.created_at < until)
+        if incident_id is not None:
+            query = query.where(runs.c.incident_id == incident_id)
+        with self.engine.connect() as conn:
+            return [_run(row) for row in conn.execute(query)]
+
+    def fail_unfinished_runs(self, reason: str) -> list[str]:
+        """Mark every queued or running run failed (their process died); returns their ids."""
+        with self._write_lock, self.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(sa.select(runs.c.id).where(runs.c.status.in_(("queued", "running"))))]
+            if ids:
+                conn.execute(runs.update().where(runs.c.id.in_(ids)).values(
+                    status="failed", error=reason, finished_at=time.time()))
+        return ids
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -239,6 +311,13 @@ def _incident(row) -> dict:
     out = {c: getattr(row, c) for c in ("id",) + INCIDENT_COLUMNS}
     out.update(json.loads(row.doc))
     out["diagnosis"] = json.loads(row.diagnosis) if row.diagnosis else None
+    return out
+
+
+def _run(row) -> dict:
+    out = dict(row._mapping)
+    for key in RUN_JSON_COLUMNS:
+        out[key] = json.loads(out[key]) if out[key] else ({} if key == "parameters" else None)
     return out
 
 

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-import pandas as pd
-
-from bizra_nb.diagnose import diagnose
+from bizra_nb.diagnose import diagnose, incident_window
 from bizra_nb.errors import BizraError
 from bizra_nb.sources import MetricSource, open_source
 
@@ -41,13 +38,6 @@ class IncidentFlow:
                 self._source = open_source(settings.dataset, keeper=self.services.scorekeeper)
         return self._source
 
-    def window_of(self, incident: dict) -> tuple[float, float]:
-        opened = incident.get("anomaly_start") or incident["opened_at"]
-        start = opened - self.services.settings.diagnosis_lookback
-        end = min(time.time(), opened + 1800)
-        if incident.get("window"):
-            start, end = incident["window"]
-        return start, end
 
     def run_diagnosis(self, incident: dict, *, start=None, end=None, anomaly_start=None,
                       services=None) -> dict:
@@ -56,13 +46,12 @@ class IncidentFlow:
         if source is None:
             raise BizraError("no metric source is configured (set --prometheus-url or --dataset)")
         if start is None or end is None:
-            start, end = self.window_of(incident)
+            start, end = incident_window(incident, lookback_minutes=self.services.settings.diagnosis_lookback / 60)
         diagnosis, fetched = diagnose(source, start=start, end=end, anomaly_start=anomaly_start,
                                       services=services, cmdb=self.services.cmdb if len(self.services.cmdb) else None)
         doc = diagnosis.as_dict()
         doc["queries"] = fetched.queries
-        doc["window"] = [pd.Timestamp(start, unit="s", tz="UTC").timestamp() if isinstance(start, (int, float))
-                         else fetched.frame.index[0].timestamp(), fetched.frame.index[-1].timestamp()]
+        doc["window"] = [fetched.frame.index[0].timestamp(), fetched.frame.index[-1].timestamp()]
         return doc
 
     async def diagnose_incident(self, incident_id: int) -> dict | None:

@@ -108,3 +108,14 @@ def test_cli_diagnose_against_prometheus(prometheus, fleet):
                              "--cmdb", str(fleet.cmdb), "--format", "json"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ranking"][0]["service"] == "catalog-db"
+
+
+def test_cmdb_selectors_override_the_default_queries(prometheus, fleet):
+    from bizra_nb.cmdb import Cmdb
+
+    cmdb = Cmdb.from_dict({"items": [{"id": "cart", "kind": "service",
+                                      "selectors": {"cpu_doubled": 'fleet_cpu{service="cart"} * 2'}}]})
+    start, end = window(fleet)
+    fetch = PrometheusSource(prometheus.url, cmdb=cmdb).fetch(start=start, end=end, services=["cart"], step=15)
+    assert list(fetch.frame.columns) == ["cart_cpu_doubled"]
+    assert np.allclose(fetch.frame["cart_cpu_doubled"], 2 * fleet.data.metrics["cart_cpu"], rtol=1e-5)

@@ -151,3 +151,13 @@ def test_open_with_diagnosis(rca_server, fleet, auth):
                           != "pending" and e, timeout=20)
     assert evidence["status"] == "ready", evidence
     assert evidence["diagnosis"]["ranking"][0]["service"] == "catalog-db"
+
+
+def test_rediagnose_an_incident(rca_server, fleet, auth):
+    _, http = rca_server
+    incident = http.post("/rca/incidents", json={"title": "t", "anomaly_start": fleet.fault.start.isoformat()},
+                         headers=auth).json()
+    started = http.post(f"/rca/incidents/{incident['id']}/diagnose", headers=auth)
+    assert started.status_code == 202 and started.json()["evidence_url"].endswith("/evidence")
+    wait_until(lambda: http.get(f"/rca/incidents/{incident['id']}/evidence").json()["status"] == "ready", timeout=20)
+    assert http.post("/rca/incidents/999/diagnose", headers=auth).status_code == 404

@@ -84,10 +84,24 @@ def resolve_notebook(notebook: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) 
 
 
 def declared_parameters(path: Path) -> dict[str, dict]:
-    """The parameters a notebook declares in its ``parameters`` cell: name → type, default, help."""
+    """The parameters a notebook declares in its ``parameters`` cell: name → type, default, help.
+
+    papermill infers a type only from an annotation; without one, the type of the
+    default's literal is the declared type (``rate = 500.0`` declares a float).
+    """
+    import ast
+
     import papermill
 
-    return papermill.inspect_notebook(str(path))
+    declared = papermill.inspect_notebook(str(path))
+    for spec in declared.values():
+        if spec.get("inferred_type_name") in (None, "None"):
+            try:
+                value = ast.literal_eval(spec.get("default") or "None")
+            except (ValueError, SyntaxError):
+                value = None
+            spec["inferred_type_name"] = "any" if value is None else type(value).__name__
+    return declared
 
 
 def describe_parameters(declared: dict[str, dict]) -> str:

@@ -73,6 +73,7 @@ class Settings:
     cell_timeout: float = _setting(600.0, "seconds one notebook cell may run before its run fails", _positive)
     run_timeout: float = _setting(3600.0, "seconds a whole notebook run may take before it is stopped", _positive)
     diagnose_with_notebook: bool = _setting(True, "an incident opened by an alert also runs incident_diagnosis.ipynb")
+    audit_source: str = _setting("", "platform metrics for scheduled audits: dataset file or Prometheus URL (default: --prometheus-url)")
     audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), UTC; empty: off", _cron)
     benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, UTC; empty: off", _cron)
     schedule_grace: float = _setting(300.0, "seconds after its time a scheduled run may still start before it counts as missed", _positive)

@@ -159,6 +159,15 @@ class Store:
                 _put_meta(conn, "schema_version", str(number))
             return len(MIGRATIONS)
 
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).first()
+        return row[0] if row else None
+
+    def put_meta(self, key: str, value: str) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            _put_meta(conn, key, value)
+
     def check_writable(self, *, timeout: float = 0.5) -> None:
         """Raise :class:`Unavailable` unless a write transaction commits within ``timeout`` seconds."""
         probe = sa.create_engine(self.url, connect_args=self._connect_args(self.url, timeout))

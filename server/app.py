@@ -18,18 +18,20 @@ from bizra_nb.score import ScoreKeeper
 from bizra_nb.settings import Settings
 from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
-from server import alerts, cmdb, health, live, metrics, rca
+from bizra_nb.runner import Runner
+from server import alerts, cmdb, health, live, metrics, rca, reports, runs
 from server.auth import load_or_create_token
 from server.background import Background
 from server.base import NotFoundHandler
 from server.controller import Controller
 from server.hub import Hub
 from server.incident_flow import IncidentFlow
+from server.scheduler import Scheduler
 from server.instrumentation import AccessLog, RequestInstrumentation, route_template
 
 log = logging.getLogger("bizra.server")
 
-RESOURCES = [health, metrics, live, cmdb, rca, alerts]  # each module ends in its `handlers` route list
+RESOURCES = [health, metrics, live, cmdb, rca, alerts, runs, reports]  # each module ends in its `handlers` route list
 
 
 @dataclass
@@ -50,6 +52,9 @@ class Services:
     cmdb: Cmdb = field(default_factory=lambda: Cmdb({}, []))
     cmdb_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workers: ThreadPoolExecutor = None  # type: ignore[assignment]
+    runner: Runner = None  # type: ignore[assignment]
+    scheduler: Scheduler = None  # type: ignore[assignment]
+    base_url: str = ""
     access_log: AccessLog = field(default_factory=AccessLog)
     store_writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-store"))
 
@@ -66,7 +71,11 @@ class Services:
     def start(self) -> None:
         """Start the background loops (call on the running IOLoop)."""
         self.hub.bind_loop(asyncio.get_running_loop())
+        for run_id in self.runner.recover():
+            log.warning("run %s was interrupted by the last stop: marked failed", run_id)
         self.background.every(self.settings.controller_interval, self.controller.cycle, "controller")
+        if self.scheduler.schedules:
+            self.background.every(30.0, self.scheduler.step, "scheduler")
         self.background.every(self.settings.heartbeat_interval, self._heartbeat, "heartbeat")
         self.background.every(1.0, self._flush_access_log, "access log")
 
@@ -85,6 +94,7 @@ class Services:
         await self.background.stop()
         self.access_log.flush()
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.runner.close)  # running notebooks end as cancelled, with a report
         await loop.run_in_executor(None, self.workers.shutdown, True)
         await loop.run_in_executor(None, self.store_writer.shutdown, True)
         self.store.close()
@@ -109,6 +119,10 @@ def make_services(settings: Settings) -> Services:
     )
     services.controller = Controller(services, interval=settings.controller_interval)
     services.incident_flow = IncidentFlow(services)
+    services.runner = Runner(store, reports_dir=settings.reports_dir, workers=settings.run_workers,
+                             keeper=scorekeeper, on_event=services.incident_flow.run_changed,
+                             cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout)
+    services.scheduler = Scheduler.from_settings(services, lambda: services.base_url)
     scorekeeper.on_violation(services.persist_violation)
     return services
 
@@ -169,6 +183,7 @@ class Server:
         if settings.ws_port >= 0:
             server, self.ports["ws"] = listen(make_ws_app(self.app), settings.ws_port, settings.host)
             self.http_servers.append(server)
+        self.services.base_url = f"http://{settings.host}:{self.ports['http']}"
         self.services.start()
         return self.ports
 

@@ -67,10 +67,9 @@ class Hub:
         return sent
 
     def publish_threadsafe(self, type_: str, data: Any) -> None:
-        """:meth:`publish` from any thread (runner workers, executors)."""
-        if self._loop is None:
-            raise RuntimeError("hub is not bound to an IOLoop yet")
-        self._loop.add_callback(self.publish, type_, data)
+        """:meth:`publish` from any thread (runner workers, executors); dropped before the server starts."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.publish, type_, data)
 
     def close_all(self, code: int = 1001, reason: str = "server shutting down") -> list[Client]:
         """Send every client a close frame; returns them so the caller can wait for the handshakes."""

@@ -4,11 +4,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pathlib import Path
+
 from bizra_nb.diagnose import diagnose, incident_window
+from bizra_nb.reports import write_atomic
+from bizra_nb.runner import report_links
 from bizra_nb.errors import BizraError
 from bizra_nb.sources import MetricSource, open_source
 
 log = logging.getLogger("bizra.incidents")
+
+
+def _plain(incident: dict) -> dict:
+    """The incident fields a notebook needs, without the bulky diagnosis."""
+    keep = ("id", "title", "severity", "status", "service", "opened_at", "acknowledged_at", "resolved_at",
+            "anomaly_start", "labels")
+    return {k: incident.get(k) for k in keep if incident.get(k) is not None}
 
 
 def incident_event(incident: dict, action: str) -> dict:
@@ -82,4 +93,48 @@ class IncidentFlow:
         return doc
 
     def start_diagnosis(self, incident_id: int) -> None:
+        """The quick diagnosis now, and the diagnosis notebook's report when configured."""
         self.services.background.spawn(self.diagnose_incident(incident_id), f"diagnosis of incident {incident_id}")
+        if self.services.settings.diagnose_with_notebook and self.source_location():
+            self.services.background.spawn(self.start_notebook(incident_id), f"diagnosis run of incident {incident_id}")
+
+    def source_location(self) -> str:
+        settings = self.services.settings
+        return settings.prometheus_url or settings.dataset
+
+    async def start_notebook(self, incident_id: int) -> dict:
+        services = self.services
+        loop = asyncio.get_running_loop()
+
+        def create() -> dict:
+            incident = services.store.get_incident(incident_id)
+            snapshot = Path(services.settings.data_dir) / "cmdb.snapshot.yaml"
+            write_atomic(snapshot, services.cmdb.dumps("yaml"))
+            params = {"incident_id": incident_id, "incident": _plain(incident), "source": self.source_location(),
+                      "cmdb": str(snapshot) if len(services.cmdb) else "",
+                      "symptom_service": incident.get("service") or "",
+                      "lookback_minutes": services.settings.diagnosis_lookback / 60}
+            return services.runner.create("incident_diagnosis", params, trigger="incident", incident_id=incident_id)
+
+        run = await loop.run_in_executor(services.workers, create)
+        services.runner.submit(run)
+        return run
+
+    def run_changed(self, run: dict) -> None:
+        """The runner's listener (any thread): a `run` event; a finished diagnosis links from its incident."""
+        services = self.services
+        data = {k: run.get(k) for k in ("id", "kind", "status", "progress", "error", "incident_id", "trigger",
+                                        "created_at", "started_at", "finished_at")}
+        data["notebook"] = Path(run["notebook"]).stem
+        data["links"] = report_links(run) if run["status"] in ("succeeded", "failed", "cancelled") else {}
+        data["headline"] = (run.get("summary") or {}).get("headline")
+        services.hub.publish_threadsafe("run", data)
+        if run.get("incident_id") and run["status"] in ("succeeded", "failed") and data["links"]:
+            incident = services.store.update_incident(run["incident_id"], report_url=data["links"]["html"],
+                                                      report_run=run["id"])
+            services.hub.publish_threadsafe("rca", {
+                "incident_id": incident["id"], "run_id": run["id"], "status": run["status"],
+                "report_url": data["links"]["html"],
+                "top_causes": (run.get("summary") or {}).get("top_causes", [])[:3],
+            })
+            services.hub.publish_threadsafe("incident", incident_event(incident, "report"))

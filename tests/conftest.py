@@ -3,7 +3,8 @@
 Fixtures
 --------
 settings
-    Settings for a test server: free ports, a temporary data dir, short intervals, token ``test-token``.
+    Settings for a test server: free ports, temporary data and reports dirs, short intervals, token
+    ``test-token``, no schedules, no notebook run on incidents (tests switch these on).
 make_server
     Factory: ``make_server(**setting_overrides, extra_handlers=[...])`` starts a real
     :class:`server.app.Server` in a background thread and returns a :class:`RunningServer`.
@@ -131,7 +132,8 @@ def settings(tmp_path) -> Settings:
         {
             "host": "127.0.0.1", "port": 0, "ws_port": 0, "data_dir": tmp_path / "data",
             "controller_interval": 0.2, "heartbeat_interval": 0.5, "api_token": TOKEN,
-            "log_level": "warning",
+            "log_level": "warning", "reports_dir": tmp_path / "reports", "run_workers": 2,
+            "audit_schedule": "", "benchmark_schedule": "", "diagnose_with_notebook": False,
         },
         environ={},
     )

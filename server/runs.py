@@ -1,0 +1,75 @@
+"""`/runs/…`: start a notebook run with parameters, list runs, get one (status, progress, report links), cancel."""
+from __future__ import annotations
+
+from bizra_nb.errors import InvalidInput
+from bizra_nb.runner import report_links
+from server.base import BaseHandler
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def run_json(run: dict) -> dict:
+    out = {k: v for k, v in run.items() if k != "folder"}
+    out["links"] = report_links(run) if run["status"] in ("succeeded", "failed", "cancelled") else {}
+    if run.get("started_at") and run.get("finished_at"):
+        out["duration_seconds"] = round(run["finished_at"] - run["started_at"], 3)
+    return out
+
+
+class RunsHandler(BaseHandler):
+    async def get(self) -> None:
+        status = self.choice_argument("status", STATUSES)
+        kind = self.get_query_argument("kind", None)
+        limit = self.int_argument("limit", 100, low=1, high=1000)
+        runs = await self.blocking(self.store.list_runs, status=status, kind=kind, limit=limit)
+        self.write_json({"runs": [run_json(r) for r in runs], "count": len(runs)})
+
+    async def post(self) -> None:
+        body = self.json_object()
+        unknown = set(body) - {"notebook", "parameters"}
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: notebook, parameters",
+                               field=sorted(unknown)[0])
+        notebook = body.get("notebook")
+        if not isinstance(notebook, str) or "/" in notebook or notebook.startswith("."):
+            raise InvalidInput("notebook must be the name of a notebook of the server, e.g. incident_diagnosis",
+                               field="notebook")
+        runner = self.services.runner
+        run = await self.blocking(runner.create, notebook, body.get("parameters") or {}, trigger="api")
+        runner.submit(run)
+        self.set_header("Location", f"/runs/{run['id']}")
+        self.write_json(run_json(run), status=201)
+
+
+class RunHandler(BaseHandler):
+    async def get(self, run_id: str) -> None:
+        self.write_json(run_json(await self.blocking(self.store.get_run, run_id)))
+
+
+class CancelHandler(BaseHandler):
+    async def post(self, run_id: str) -> None:
+        run = await self.blocking(self.services.runner.cancel, run_id)
+        self.write_json(run_json(run), status=202)
+
+
+class NotebooksHandler(BaseHandler):
+    """The notebooks a run may name, with their declared parameters."""
+
+    async def get(self) -> None:
+        from bizra_nb.runner import available_notebooks, declared_parameters
+
+        def describe() -> dict:
+            return {name: {p: {"type": d["inferred_type_name"], "default": d["default"], "help": d["help"]}
+                           for p, d in declared_parameters(path).items()}
+                    for name, path in available_notebooks(self.services.runner.notebooks_dir).items()}
+
+        self.write_json({"notebooks": await self.blocking(describe)})
+
+
+_ID = r"(?P<run_id>[0-9a-f]{6,32})"
+handlers = [
+    (r"/runs", RunsHandler),
+    (r"/runs/notebooks", NotebooksHandler),
+    (rf"/runs/{_ID}", RunHandler),
+    (rf"/runs/{_ID}/cancel", CancelHandler),
+]

@@ -1,0 +1,84 @@
+"""Scheduled runs: the monthly audit and the weekly benchmark by cron; a late or missed start is a silent_failure."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from bizra_nb.schedule import Cron, parse_cron, previous_month_of
+
+log = logging.getLogger("bizra.scheduler")
+
+
+@dataclass
+class Schedule:
+    name: str
+    cron: Cron
+    notebook: str
+    parameters: Callable[[datetime], dict]  # from the due time
+
+
+class Scheduler:
+    """Starts each schedule's run once per due time; remembers the last one in the store."""
+
+    def __init__(self, services, schedules: list[Schedule], *, grace: float) -> None:
+        self.services = services
+        self.schedules = schedules
+        self.grace = grace
+
+    @classmethod
+    def from_settings(cls, services, base_url: Callable[[], str]) -> "Scheduler":
+        settings = services.settings
+        schedules = []
+        audit_source = settings.audit_source or settings.prometheus_url
+        if settings.audit_schedule:
+            if audit_source:
+                schedules.append(Schedule("audit", parse_cron(settings.audit_schedule), "compliance_audit",
+                                          lambda due: {"month": previous_month_of(due), "source": audit_source,
+                                                       "data_dir": str(settings.data_dir)}))
+            else:
+                log.warning("the audit schedule is set but no audit source (--audit-source or --prometheus-url): "
+                            "scheduled audits are off")
+        if settings.benchmark_schedule:
+            schedules.append(Schedule("benchmark", parse_cron(settings.benchmark_schedule), "benchmark",
+                                      lambda due: {"target_url": base_url(), "duration": 10.0}))
+        return cls(services, schedules, grace=settings.schedule_grace)
+
+    def key(self, schedule: Schedule) -> str:
+        return f"schedule:{schedule.name}:last"
+
+    def tick(self, now: datetime | None = None) -> list[dict]:
+        """Start what is due (blocking: call it off the IOLoop); returns the runs started."""
+        now = now or datetime.now(timezone.utc)
+        store, runner, keeper = self.services.store, self.services.runner, self.services.scorekeeper
+        started = []
+        for schedule in self.schedules:
+            due = schedule.cron.last_due(now)
+            if due is None:
+                continue
+            last = store.get_meta(self.key(schedule))
+            if last is None:  # first start: begin counting from now, do not replay the past
+                store.put_meta(self.key(schedule), due.isoformat())
+                continue
+            if datetime.fromisoformat(last) >= due:
+                continue
+            late = (now - due).total_seconds()
+            if late > self.grace:
+                log.error("scheduled %s due %s did not start on time (%.0f s late); starting it now",
+                          schedule.name, due.isoformat(), late)
+                keeper.record_violation("silent_failure", f"schedule {schedule.name} due {due.isoformat()} "
+                                                          f"started {late:.0f} s late")
+            else:
+                keeper.record()
+            store.put_meta(self.key(schedule), due.isoformat())
+            run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}")
+            runner.submit(run)
+            started.append(run)
+        return started
+
+    async def step(self) -> None:
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(self.services.workers, self.tick)
+

@@ -1,0 +1,108 @@
+"""The real notebooks, executed by real papermill with small parameters; a report rendered in Chromium."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from bizra_nb.dataset import write_dataset
+from bizra_nb.fleet import Fault, platform_month
+from bizra_nb.runner import NOTEBOOKS_DIR, Runner
+from bizra_nb.store import Store
+from tests.browser import dump_dom, screenshot
+
+ARTEFACTS = Path(__file__).parent.parent / "build" / "test-artefacts"
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    r = Runner(Store.open(root / "data"), reports_dir=root / "reports", workers=2, cell_timeout=120)
+    yield r
+    r.close()
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in NOTEBOOKS_DIR.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name} needs one cell tagged parameters"
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path.name
+                assert len(cell.source.splitlines()) <= 25, f"{path.name}: a long cell belongs in bizra_nb"
+
+
+def test_incident_diagnosis(runner, fleet):
+    incident = {"id": 7, "title": "AhsanScoreBelowThreshold on frontend", "severity": "P1", "status": "open",
+                "opened_at": (fleet.fault.start + pd.Timedelta("3min")).timestamp()}
+    run = runner.run("incident_diagnosis", {"incident_id": 7, "incident": incident, "source": str(fleet.metrics),
+                                            "cmdb": str(fleet.cmdb), "symptom_service": "frontend"})
+    summary = run["summary"]
+    assert summary["top_causes"][0]["service"] == "catalog-db"
+    assert summary["anomaly_start_detected"] is True
+    html = (Path(run["folder"]) / "report.html").read_text()
+    assert "Most likely root cause" in html and "Severity P1" in html
+    assert html.index("Most likely root cause") < html.index("Ranked root causes")  # summary first
+    assert html.count('class="plotly-graph-div"') == 3 and "Queries used" in html and "Data checks" in html
+    assert len(html) < 6 * 1024 * 1024
+
+
+def test_the_report_draws_its_figures_in_chromium_offline(runner, fleet):
+    run = runner.run("incident_diagnosis", {"source": str(fleet.metrics), "cmdb": str(fleet.cmdb),
+                                            "start": fleet.data.metrics.index[0].isoformat(),
+                                            "end": fleet.data.metrics.index[-1].isoformat()})
+    report = Path(run["folder"]) / "report.html"
+    dom = dump_dom(report.as_uri())
+    assert dom.count('class="main-svg"') >= 3, "plotly did not draw the figures"
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot(report.as_uri(), str(ARTEFACTS / "incident_report.png"))
+    assert (ARTEFACTS / "incident_report.png").stat().st_size > 10_000
+
+
+def test_benchmark_against_a_real_server(runner, server):
+    run = runner.run("benchmark", {"target_url": server.url, "duration": 2.0, "rate": 200.0, "concurrency": 8,
+                                   "ws_clients": 2, "targets": {"throughput_rps": 100}})
+    summary = run["summary"]
+    assert summary["requests"] == 400 and summary["error_rate"] == 0.0
+    assert summary["passed"] is True and summary["p99_ms"] < 100
+    html = (Path(run["folder"]) / "report.html").read_text()
+    assert "open-loop" in html.lower() and html.count('class="plotly-graph-div"') == 2
+
+
+def test_compliance_audit(runner, tmp_path):
+    data = tmp_path / "audit"
+    start = pd.Timestamp("2026-09-10T12:00Z")
+    write_dataset(platform_month("2026-09", faults=[Fault("x", "latency", start, magnitude=3.0)]),
+                  data / "platform.parquet")
+    store = Store.open(data)
+    store.create_incident(title="t", severity="P1", source="api", opened_at=start.timestamp(),
+                          acknowledged_at=start.timestamp() + 300, resolved_at=start.timestamp() + 1800,
+                          status="resolved")
+    run = runner.run("compliance_audit", {"month": "2026-09", "source": str(data / "platform.parquet"),
+                                          "data_dir": str(data)})
+    summary = run["summary"]
+    assert summary["month"] == "2026-09" and summary["incidents"] == 1 and summary["coverage"] == 1.0
+    assert summary["verdict"] in ("compliant", "not compliant")
+    html = (Path(run["folder"]) / "report.html").read_text()
+    assert html.index("2026-09: ") < html.index("Score over the month")  # the verdict first
+    assert "how computed" in html and "MTTA" in html
+
+
+def test_audit_of_a_month_without_data_fails_with_a_readable_report(runner, tmp_path):
+    data = tmp_path / "a2"
+    write_dataset(platform_month("2026-09"), data / "platform.parquet")
+    Store.open(data)
+    from bizra_nb.runner import RunFailed
+
+    with pytest.raises(RunFailed) as info:
+        runner.run("compliance_audit", {"month": "2025-01", "source": str(data / "platform.parquet"),
+                                        "data_dir": str(data)})
+    html = (Path(info.value.run["folder"]) / "report.html").read_text()
+    assert "This run failed in cell" in html and "no data in the requested window" in html

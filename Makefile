@@ -21,6 +21,9 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/health_throughput.py
 	$(BIN)/python benchmarks/ws_memory.py
+	$(BIN)/python benchmarks/rca_speed.py
+	$(BIN)/python benchmarks/rca_accuracy.py --cases 100
+	$(BIN)/python benchmarks/diagnosis_run.py
 
 clean:
 	rm -rf $(VENV) data reports/*/ reports/index.html

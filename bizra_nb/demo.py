@@ -126,7 +126,7 @@ def run_demo(*, out: str = "reports", serve: bool = False, month: str | None = N
         "cmdb": str(DATA / "cmdb.yaml"), "symptom_service": "api-gateway"}, trigger="demo", incident_id=last["id"])
     store.update_incident(last["id"], report_url=_link(run, out))
     reports["diagnosis"] = run
-    say(f"      top cause: {run['summary'].get('headline')} (truth: {fleet['faults'][-1].service})")
+    say(f"      top cause: {run['summary'].get('headline')}; the injected fault was at {fleet['faults'][-1].service}")
     say("3/5 starting a server and benchmarking it with benchmark.ipynb ...")
     proc, base = start_server(DATA, "--dataset", str(DATA / "metrics.parquet"))
     try:

@@ -38,7 +38,7 @@ class Scheduler:
                                           lambda due: {"month": previous_month_of(due), "source": audit_source,
                                                        "data_dir": str(settings.data_dir)}))
             else:
-                log.warning("the audit schedule is set but no audit source (--audit-source or --prometheus-url): "
+                log.info("the audit schedule is set but no audit source (--audit-source or --prometheus-url): "
                             "scheduled audits are off")
         if settings.benchmark_schedule:
             schedules.append(Schedule("benchmark", parse_cron(settings.benchmark_schedule), "benchmark",

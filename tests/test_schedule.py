@@ -81,6 +81,7 @@ def test_an_audit_schedule_without_a_source_is_off(tmp_path, caplog):
 
     from server.scheduler import Scheduler
 
+    caplog.set_level("INFO")
     settings = load_settings({"data_dir": tmp_path, "benchmark_schedule": ""}, environ={})
     scheduler = Scheduler.from_settings(types.SimpleNamespace(settings=settings), lambda: "")
     assert scheduler.schedules == [] and "scheduled audits are off" in caplog.text

@@ -24,6 +24,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/rca_speed.py
 	$(BIN)/python benchmarks/rca_accuracy.py --cases 100
 	$(BIN)/python benchmarks/diagnosis_run.py
+	$(BIN)/python benchmarks/audit_query.py
 
 clean:
 	rm -rf $(VENV) data reports/*/ reports/index.html

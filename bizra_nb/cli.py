@@ -214,6 +214,24 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prometheus_load(args: argparse.Namespace) -> int:
+    import time
+
+    from bizra_nb.audit import month_bounds
+    from bizra_nb.fleet import demo_cmdb, generate, platform_month
+    from bizra_nb.openmetrics import create_blocks
+
+    start, end = month_bounds(args.month)
+    began = time.monotonic()
+    platform = platform_month(args.month, seed=args.seed)
+    fleet = None if args.platform_only else generate(start=start, duration=end - start, step=args.step,
+                                                     seed=args.seed, cmdb=demo_cmdb()).metrics
+    out = create_blocks(fleet, args.out, platform=platform)
+    print(f"{out}: {args.month} loaded in {time.monotonic() - began:.1f} s; start Prometheus with "
+          f"--storage.tsdb.path={out} --storage.tsdb.retention.time=10y")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="bizra-nb", description="BIZRA Node-0 SRE notebook platform")
     parser.add_argument("--version", action="version", version=f"bizra-nb {__version__}")
@@ -280,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.add_argument("--format", choices=("table", "json"), default="table")
     bench_cmd.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     bench_cmd.set_defaults(func=cmd_bench)
+
+    load = commands.add_parser("prometheus-load", help="write a demo month into a Prometheus data dir (promtool)")
+    load.add_argument("--month", required=True, metavar="YYYY-MM")
+    load.add_argument("--out", default="data/prometheus-demo", help="the TSDB folder (default: data/prometheus-demo)")
+    load.add_argument("--step", default="1min", help="resolution of the fleet's metrics (default: 1min)")
+    load.add_argument("--seed", type=int, default=7)
+    load.add_argument("--platform-only", action="store_true", help="only the server's own counters, not the fleet")
+    load.set_defaults(func=cmd_prometheus_load)
 
     demo = commands.add_parser("demo", help="the main job on a generated fleet: diagnosis, benchmark, audit reports")
     demo.add_argument("--out", default="reports", help="folder for the reports (default: reports)")

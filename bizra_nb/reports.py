@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # unique per writer
     mode = "wb" if isinstance(data, bytes) else "w"
     with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
         handle.write(data)

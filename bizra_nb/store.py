@@ -110,6 +110,20 @@ INCIDENT_COLUMNS = ("title", "severity", "status", "service", "source", "group_k
                     "acknowledged_at", "resolved_at", "updated_at", "report_url")
 
 
+def _writes(method):
+    """A store write that cannot get its lock (or its disk) raises Unavailable, not a driver error."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.OperationalError as exc:
+            raise Unavailable(f"the store is unavailable ({exc.orig}); retry shortly") from None
+
+    return wrapper
+
+
 class Store:
     """The platform's persistent state.
 
@@ -164,6 +178,7 @@ class Store:
             row = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).first()
         return row[0] if row else None
 
+    @_writes
     def put_meta(self, key: str, value: str) -> None:
         with self._write_lock, self.engine.begin() as conn:
             _put_meta(conn, key, value)
@@ -181,6 +196,7 @@ class Store:
 
     # -- violations log ------------------------------------------------------------
 
+    @_writes
     def log_violation(self, kind: str, detail: str = "", *, ts: float | None = None) -> None:
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(violations.insert().values(ts=ts or time.time(), kind=kind, detail=detail[:2000]))
@@ -202,6 +218,7 @@ class Store:
                 sa.select(cmdb_relations.c.doc).order_by(cmdb_relations.c.source, cmdb_relations.c.target))]
         return {"items": items, "relations": relations}
 
+    @_writes
     def save_cmdb(self, doc: dict) -> None:
         """Replace the stored CMDB with ``doc`` in one transaction (validate it first)."""
         with self._write_lock, self.engine.begin() as conn:
@@ -216,6 +233,7 @@ class Store:
 
     # -- incidents ---------------------------------------------------------------------
 
+    @_writes
     def create_incident(self, **fields: Any) -> dict:
         now = time.time()
         row = {c: fields.pop(c, None) for c in INCIDENT_COLUMNS}
@@ -227,6 +245,7 @@ class Store:
             )).inserted_primary_key[0]
         return self.get_incident(new_id)
 
+    @_writes
     def update_incident(self, incident_id: int, **fields: Any) -> dict:
         """Change columns and merge the rest into the incident's document; returns the incident."""
         with self._write_lock, self.engine.begin() as conn:
@@ -263,12 +282,14 @@ class Store:
 
     # -- notebook runs -------------------------------------------------------------------
 
+    @_writes
     def create_run(self, **fields: Any) -> dict:
         row = {k: (_dumps(v) if k in RUN_JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(runs.insert().values(**row))
         return self.get_run(fields["id"])
 
+    @_writes
     def update_run(self, run_id: str, **fields: Any) -> dict:
         values = {k: (_dumps(v) if k in RUN_JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
         with self._write_lock, self.engine.begin() as conn:
@@ -299,6 +320,7 @@ class Store:
         with self.engine.connect() as conn:
             return [_run(row) for row in conn.execute(query)]
 
+    @_writes
     def fail_unfinished_runs(self, reason: str) -> list[str]:
         """Mark every queued or running run failed (their process died); returns their ids."""
         with self._write_lock, self.engine.begin() as conn:

@@ -51,7 +51,8 @@ class Services:
     incident_flow: IncidentFlow = None  # type: ignore[assignment]
     cmdb: Cmdb = field(default_factory=lambda: Cmdb({}, []))
     cmdb_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    workers: ThreadPoolExecutor = None  # type: ignore[assignment]
+    workers: ThreadPoolExecutor = None  # type: ignore[assignment]  # CPU-bound work: diagnoses
+    io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, "bizra-io"))  # store calls
     runner: Runner = None  # type: ignore[assignment]
     scheduler: Scheduler = None  # type: ignore[assignment]
     base_url: str = ""
@@ -65,8 +66,8 @@ class Services:
     def _log_violation(self, kind: str, detail: str) -> None:
         try:
             self.store.log_violation(kind, detail)
-        except Exception:  # noqa: BLE001 - the score already counts it; the log is best effort
-            log.exception("could not persist a %s violation", kind)
+        except Exception as exc:  # noqa: BLE001 - the score already counts it; the log is best effort
+            log.warning("could not persist a %s violation: %s", kind, exc)
 
     def start(self) -> None:
         """Start the background loops (call on the running IOLoop)."""
@@ -96,6 +97,7 @@ class Services:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.runner.close)  # running notebooks end as cancelled, with a report
         await loop.run_in_executor(None, self.workers.shutdown, True)
+        await loop.run_in_executor(None, self.io_pool.shutdown, True)
         await loop.run_in_executor(None, self.store_writer.shutdown, True)
         self.store.close()
 

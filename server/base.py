@@ -71,7 +71,12 @@ class BaseHandler(RequestHandler):
         return self.services.hub
 
     async def blocking(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` on the worker threads, never on the IOLoop."""
+        """Run a short blocking call (the store, a file) on the I/O threads, never on the IOLoop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.services.io_pool, lambda: fn(*args, **kwargs))
+
+    async def compute(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run CPU-bound work (a diagnosis) on the worker threads, apart from the store's calls."""
         return await asyncio.get_running_loop().run_in_executor(
             self.services.workers, lambda: fn(*args, **kwargs))
 

@@ -38,6 +38,7 @@ class IncidentFlow:
     def __init__(self, services) -> None:
         self.services = services
         self._source: MetricSource | None = None
+        self._active: set[str] = set()
 
     def source(self) -> MetricSource | None:
         settings = self.services.settings
@@ -70,17 +71,17 @@ class IncidentFlow:
         services = self.services
         loop = asyncio.get_running_loop()
         store = services.store
-        incident = await loop.run_in_executor(services.workers, store.get_incident, incident_id)
+        incident = await loop.run_in_executor(services.io_pool, store.get_incident, incident_id)
         try:
             doc = await loop.run_in_executor(services.workers, self.run_diagnosis, incident)
         except BizraError as exc:
             log.warning("diagnosis of incident %s not possible: %s", incident_id, exc.message)
             services.scorekeeper.record_violation("validation_failed", f"diagnosis of incident {incident_id}: "
                                                   f"{exc.message}")
-            await loop.run_in_executor(services.workers, lambda: store.update_incident(
+            await loop.run_in_executor(services.io_pool, lambda: store.update_incident(
                 incident_id, diagnosis_error=exc.message))
             return None
-        incident = await loop.run_in_executor(services.workers, lambda: store.update_incident(
+        incident = await loop.run_in_executor(services.io_pool, lambda: store.update_incident(
             incident_id, diagnosis=doc, diagnosis_error=None))
         services.hub.publish("rca", {
             "incident_id": incident_id,
@@ -116,9 +117,18 @@ class IncidentFlow:
                       "lookback_minutes": services.settings.diagnosis_lookback / 60}
             return services.runner.create("incident_diagnosis", params, trigger="incident", incident_id=incident_id)
 
-        run = await loop.run_in_executor(services.workers, create)
+        run = await loop.run_in_executor(services.io_pool, create)
         services.runner.submit(run)
         return run
+
+    def _count(self, run: dict) -> None:
+        metrics = self.services.metrics
+        if run["status"] == "running" and run["id"] not in self._active:
+            self._active.add(run["id"])
+        elif run["status"] in ("succeeded", "failed", "cancelled"):
+            self._active.discard(run["id"])
+            metrics.runs.labels(run["kind"], run["status"]).inc()
+        metrics.runs_active.set(len(self._active))
 
     def run_changed(self, run: dict) -> None:
         """The runner's listener (any thread): a `run` event; a finished diagnosis links from its incident."""
@@ -128,6 +138,7 @@ class IncidentFlow:
         data["notebook"] = Path(run["notebook"]).stem
         data["links"] = report_links(run) if run["status"] in ("succeeded", "failed", "cancelled") else {}
         data["headline"] = (run.get("summary") or {}).get("headline")
+        self._count(run)
         services.hub.publish_threadsafe("run", data)
         if run.get("incident_id") and run["status"] in ("succeeded", "failed") and data["links"]:
             incident = services.store.update_incident(run["incident_id"], report_url=data["links"]["html"],

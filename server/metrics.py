@@ -77,6 +77,10 @@ class Metrics:
             "bizra_controller_last_cycle_duration_seconds", "Duration of the last controller cycle", registry=registry,
         )
 
+        self.runs = Counter("bizra_runs", "Notebook runs finished, by kind and status", ["kind", "status"],
+                            registry=registry)
+        self.runs_active = Gauge("bizra_runs_active", "Notebook runs running now", registry=registry)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

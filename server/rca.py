@@ -120,7 +120,7 @@ class DiagnoseHandler(BaseHandler):
         from bizra_nb.diagnose import diagnose
 
         cmdb = self.services.cmdb if len(self.services.cmdb) else None
-        diagnosis, fetched = await self.blocking(diagnose, source, start=start, end=end,
+        diagnosis, fetched = await self.compute(diagnose, source, start=start, end=end,
                                                  anomaly_start=body.get("anomaly_start"), services=services, cmdb=cmdb)
         self.write_json({**diagnosis.as_dict(), "queries": fetched.queries})
 

@@ -80,5 +80,5 @@ class Scheduler:
     async def step(self) -> None:
         import asyncio
 
-        await asyncio.get_running_loop().run_in_executor(self.services.workers, self.tick)
+        await asyncio.get_running_loop().run_in_executor(self.services.io_pool, self.tick)
 

@@ -43,3 +43,15 @@ def test_check_writable_fails_while_another_writer_holds_the_lock(tmp_path):
     finally:
         locker.execute("ROLLBACK")
     store.check_writable()
+
+
+def test_a_write_while_another_writer_holds_the_lock_is_unavailable(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'b.sqlite3'}", busy_timeout=0.1)
+    locker = sqlite3.connect(tmp_path / "b.sqlite3", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(Unavailable, match="retry shortly"):
+            store.create_incident(title="t", severity="P1", source="api")
+    finally:
+        locker.execute("ROLLBACK")
+    assert store.create_incident(title="t", severity="P1", source="api")["id"] == 1

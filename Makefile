@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/bizra-nb demo
+	$(BIN)/bizra-nb demo --serve
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -85,13 +85,15 @@ def record_history(store, faults, cmdb) -> list[dict]:
     acks = (6, 14, 3)
     fixes = (48, 95, 31)
     levels = ("P1", "P2", "P1")
-    for fault, ack, fix, level in zip(faults, acks, fixes, levels):
+    for n, (fault, ack, fix, level) in enumerate(zip(faults, acks, fixes, levels)):
         opened = (fault.start + pd.Timedelta(minutes=2)).timestamp()
+        last = n == len(faults) - 1  # the last one is still being worked on: the status page shows it open
         incident = store.create_incident(
             title=f"{'AhsanScoreBelowThreshold' if level == 'P1' else 'HighErrorRate'} on api-gateway",
             severity=level, service="api-gateway", source="alertmanager", group_key=f"demo-{fault.service}",
-            opened_at=opened, acknowledged_at=opened + ack * 60, resolved_at=opened + fix * 60,
-            status="resolved", anomaly_start=fault.start.timestamp(), symptom_service="api-gateway",
+            opened_at=opened, acknowledged_at=opened + ack * 60, resolved_at=None if last else opened + fix * 60,
+            status="acknowledged" if last else "resolved", anomaly_start=fault.start.timestamp(),
+            symptom_service="api-gateway",
         )
         incidents.append(incident)
     return incidents
@@ -124,11 +126,13 @@ def run_demo(*, out: str = "reports", serve: bool = False, month: str | None = N
     run = runner.run("incident_diagnosis", {
         "incident_id": last["id"], "incident": last, "source": str(DATA / "metrics.parquet"),
         "cmdb": str(DATA / "cmdb.yaml"), "symptom_service": "api-gateway"}, trigger="demo", incident_id=last["id"])
-    store.update_incident(last["id"], report_url=_link(run, out))
+    store.update_incident(last["id"], report_url=_link(run, out), report_run=run["id"],
+                          diagnosis=_quick_diagnosis(last, fleet["cmdb"]))
     reports["diagnosis"] = run
     say(f"      top cause: {run['summary'].get('headline')}; the injected fault was at {fleet['faults'][-1].service}")
     say("3/5 starting a server and benchmarking it with benchmark.ipynb ...")
-    proc, base = start_server(DATA, "--dataset", str(DATA / "metrics.parquet"))
+    proc, base = start_server(DATA, "--dataset", str(DATA / "metrics.parquet"), "--reports-dir", out,
+                              "--audit-source", str(DATA / "platform.parquet"))
     try:
         run = runner.run("benchmark", {"target_url": base, "duration": 5.0, "rate": 1200.0, "concurrency": 32,
                                        "ws_clients": 5}, trigger="demo")
@@ -148,12 +152,23 @@ def run_demo(*, out: str = "reports", serve: bool = False, month: str | None = N
         print(f"  {name:<10} {Path(run['folder']) / 'report.html'}")
     print(f"  {'index':<10} {index}")
     if serve:
-        say(f"serving the status page on {base}/ (Ctrl-C stops it)")
+        token = (DATA / "api_token").read_text().strip()
+        say(f"the status page: {base}/  (API token for its actions: {token}); Ctrl-C stops the server")
         try:
             proc.wait()
         except KeyboardInterrupt:
             stop_server(proc)
     return 0
+
+
+def _quick_diagnosis(incident: dict, cmdb) -> dict:
+    """The incident's evidence, as the server stores it for an incident it diagnoses."""
+    from bizra_nb.diagnose import diagnose, incident_window
+    from bizra_nb.sources import open_source
+
+    start, end = incident_window(incident)
+    diagnosis, fetched = diagnose(open_source(DATA / "metrics.parquet"), start=start, end=end, cmdb=cmdb)
+    return {**diagnosis.as_dict(), "queries": fetched.queries}
 
 
 def _link(run: dict, out: str) -> str:

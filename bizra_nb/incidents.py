@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bizra_nb.errors import Conflict, InvalidInput
-from bizra_nb.sources import to_timestamp
+from bizra_nb.times import parse_time
 from bizra_nb.store import Store
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
@@ -147,7 +147,7 @@ def _time(value: Any, where: str, *, required: bool) -> float | None:
             raise InvalidInput(f"{where} is required (RFC 3339 time)", field=where)
         return None
     try:
-        return to_timestamp(value, name=where).timestamp()
+        return parse_time(value, name=where)
     except InvalidInput:
         raise InvalidInput(f"{where}: {value!r} is not an RFC 3339 time", field=where) from None
 

@@ -14,7 +14,7 @@ from typing import Any
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
-SUMMARY_MIMETYPE = "application/vnd.bizra.summary+json"
+from bizra_nb.reports import SUMMARY_MIMETYPE
 RENDERER = "bizra_offline"
 
 

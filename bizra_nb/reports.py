@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
-from bizra_nb.notebook import SUMMARY_MIMETYPE
+SUMMARY_MIMETYPE = "application/vnd.bizra.summary+json"  # what bizra_nb.notebook.record() displays
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -34,7 +32,7 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def extract_summary(nb: nbformat.NotebookNode) -> dict:
+def extract_summary(nb) -> dict:
     """Merge every value the notebook recorded with :func:`bizra_nb.notebook.record`, in order."""
     summary: dict[str, Any] = {}
     for cell in nb.cells:
@@ -45,8 +43,10 @@ def extract_summary(nb: nbformat.NotebookNode) -> dict:
     return summary
 
 
-def failure_cell(*, notebook: str, error: dict, parameters: dict) -> nbformat.NotebookNode:
+def failure_cell(*, notebook: str, error: dict, parameters: dict):
     """A markdown cell saying what failed, where, and with which parameters."""
+    import nbformat
+
     where = f"in cell {error['cell']}" if error.get("cell") else "before any cell finished"
     params = "\n".join(f"| `{html.escape(str(k))}` | `{html.escape(json.dumps(v, default=str))}` |"
                        for k, v in parameters.items()) or "| (none) | |"
@@ -61,8 +61,9 @@ def failure_cell(*, notebook: str, error: dict, parameters: dict) -> nbformat.No
     return nbformat.v4.new_markdown_cell(source, metadata={"tags": ["bizra-failure"]})
 
 
-def export_html(nb: nbformat.NotebookNode, *, title: str) -> str:
+def export_html(nb, *, title: str) -> str:
     """Self-contained HTML without code cells' input, without CDN scripts."""
+    import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],

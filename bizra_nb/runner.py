@@ -27,8 +27,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-import nbformat
-
 from bizra_nb.errors import BizraError, Conflict, InvalidInput
 from bizra_nb.reports import export_html, extract_summary, failure_cell, write_atomic, write_index
 from bizra_nb.score import ScoreKeeper
@@ -306,6 +304,8 @@ class Runner:
         return self._finish(run, status, error, partial)
 
     def _finish(self, run: dict, status: str, error: dict | None, partial: Path) -> dict:
+        import nbformat  # heavy (jsonschema): loaded by the first finished run, not by the server's start
+
         folder = Path(run["folder"])
         path = Path(run["notebook"])
         nb = nbformat.read(partial, as_version=4) if partial.exists() else nbformat.read(path, as_version=4)

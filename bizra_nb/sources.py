@@ -17,6 +17,7 @@ from bizra_nb.dataset import read_dataset, split_column
 from bizra_nb.datachecks import check_frame, record_checks
 from bizra_nb.errors import InvalidInput
 from bizra_nb.score import ScoreKeeper
+from bizra_nb.times import parse_time
 
 
 @dataclass
@@ -42,20 +43,15 @@ class MetricSource(Protocol):
 
 def to_timestamp(value, *, name: str = "time") -> pd.Timestamp | None:
     """Unix seconds, ISO-8601 text, datetime or Timestamp → a UTC Timestamp (None stays None)."""
-    if value is None or value == "":
+    if isinstance(value, pd.Timestamp):
+        return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+    seconds = parse_time(value, name=name)
+    if seconds is None:
         return None
     try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return pd.Timestamp(float(value), unit="s", tz="UTC")
-        text = str(value).strip()
-        try:
-            return pd.Timestamp(float(text), unit="s", tz="UTC")
-        except ValueError:
-            pass
-        stamp = pd.Timestamp(text)
-        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    except (ValueError, TypeError, OverflowError):
-        raise InvalidInput(f"{name}: {value!r} is neither unix seconds nor ISO-8601", field=name) from None
+        return pd.Timestamp(seconds, unit="s", tz="UTC")
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"{name}: {value!r} is out of range", field=name) from None
 
 
 def select(frame: pd.DataFrame, *, start=None, end=None, services=None) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from bizra_nb.settings import Settings
 from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.runner import Runner
-from server import alerts, cmdb, health, live, metrics, rca, reports, runs
+from server import alerts, cmdb, health, live, metrics, page, rca, reports, runs
 from server.auth import load_or_create_token
 from server.background import Background
 from server.base import NotFoundHandler
@@ -31,7 +31,7 @@ from server.instrumentation import AccessLog, RequestInstrumentation, route_temp
 
 log = logging.getLogger("bizra.server")
 
-RESOURCES = [health, metrics, live, cmdb, rca, alerts, runs, reports]  # each module ends in its `handlers` route list
+RESOURCES = [page, health, metrics, live, cmdb, rca, alerts, runs, reports]  # each module ends in its `handlers` route list
 
 
 @dataclass
@@ -130,7 +130,7 @@ def make_services(settings: Settings) -> Services:
 
 
 def _application(services: Services, routes: list[tuple[str, type]]) -> tornado.web.Application:
-    names = {handler: route_template(pattern) for pattern, handler in routes}
+    names = {route[1]: route_template(route[0]) for route in routes}
     return tornado.web.Application(
         routes,
         services=services,
@@ -150,7 +150,7 @@ def make_app(
     ``extra_handlers`` adds routes (plugins, tests) with the same base behaviour.
     """
     services = services or make_services(settings)
-    routes = [route for module in RESOURCES for route in module.handlers] + list(extra_handlers)
+    routes = [route for module in RESOURCES for route in module.handlers] + list(extra_handlers)  # (pattern, class[, kwargs])
     return _application(services, routes)
 
 

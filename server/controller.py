@@ -5,6 +5,7 @@ import asyncio
 import inspect
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ class Controller:
         self.cycle_count = 0
         self.last_cycle_at: float | None = None
         self.components: dict[str, dict] = {}
+        self.history: deque[tuple[float, float]] = deque(maxlen=max(10, int(3600 / interval)))  # the last hour
         self.health_fragment = self._fragment()
         self._last_score: float | None = None
         self.checks: dict[str, Check] = {"store": self.check_store}
@@ -42,7 +44,8 @@ class Controller:
     def _fragment(self) -> str:
         """The controller's part of /health as JSON members, encoded once per cycle."""
         state = {"controller": {"cycles": self.cycle_count, "last_cycle_at": self.last_cycle_at,
-                                "interval_seconds": self.interval},
+                                "interval_seconds": self.interval,
+                                "heartbeat_interval_seconds": self.services.settings.heartbeat_interval},
                  "components": self.components}
         return encode_json(state)[1:-1]
 
@@ -102,6 +105,7 @@ class Controller:
         scorekeeper = self.services.scorekeeper
         scorekeeper.record()  # a controller cycle is a checked operation
         snap = scorekeeper.snapshot()
+        self.history.append((round(self.last_cycle_at, 3), snap["score"]))
         duration = time.perf_counter() - started
         metrics = self.services.metrics
         metrics.controller_cycles.inc()

@@ -45,4 +45,14 @@ class ReadyHandler(BaseHandler):
         self.write_json(body, status=503 if reasons else 200)
 
 
-handlers = [(r"/health", HealthHandler), (r"/ready", ReadyHandler)]
+class ScoreHistoryHandler(BaseHandler):
+    """The score at each controller cycle of the last hour: ``{"points": [[unix_seconds, score], ...]}``."""
+
+    def get(self) -> None:
+        minutes = self.int_argument("minutes", 60, low=1, high=60)
+        since = time.time() - minutes * 60
+        points = [list(p) for p in self.services.controller.history if p[0] >= since]
+        self.write_json({"points": points, "interval_seconds": self.services.controller.interval})
+
+
+handlers = [(r"/health", HealthHandler), (r"/ready", ReadyHandler), (r"/score/history", ScoreHistoryHandler)]

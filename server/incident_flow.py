@@ -6,11 +6,9 @@ import logging
 
 from pathlib import Path
 
-from bizra_nb.diagnose import diagnose, incident_window
 from bizra_nb.reports import write_atomic
 from bizra_nb.runner import report_links
 from bizra_nb.errors import BizraError
-from bizra_nb.sources import MetricSource, open_source
 
 log = logging.getLogger("bizra.incidents")
 
@@ -37,10 +35,13 @@ class IncidentFlow:
 
     def __init__(self, services) -> None:
         self.services = services
-        self._source: MetricSource | None = None
+        self._source = None
         self._active: set[str] = set()
 
-    def source(self) -> MetricSource | None:
+    def source(self):
+        """The configured metric source (pandas is imported here, at the first diagnosis, not at start)."""
+        from bizra_nb.sources import open_source
+
         settings = self.services.settings
         if self._source is None:
             if settings.prometheus_url:
@@ -54,6 +55,8 @@ class IncidentFlow:
     def run_diagnosis(self, incident: dict, *, start=None, end=None, anomaly_start=None,
                       services=None) -> dict:
         """Blocking: fetch, rank, and return the ``diagnose --format json`` document."""
+        from bizra_nb.diagnose import diagnose, incident_window
+
         source = self.source()
         if source is None:
             raise BizraError("no metric source is configured (set --prometheus-url or --dataset)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bizra_nb.errors import InvalidInput
 from bizra_nb.incidents import SEVERITIES, STATUSES, change_status, durations, severity_from_signals
-from bizra_nb.sources import open_source, to_timestamp
+from bizra_nb.times import parse_time
 from server.base import ApiError, BaseHandler
 from server.incident_flow import incident_event
 
@@ -42,14 +42,14 @@ class IncidentsHandler(BaseHandler):
         service = body.get("service")
         if service is not None and not isinstance(service, str):
             raise InvalidInput("service must be a string", field="service")
-        anomaly_start = to_timestamp(body.get("anomaly_start"), name="anomaly_start")
+        anomaly_start = parse_time(body.get("anomaly_start"), name="anomaly_start")
         diagnose_now = body.get("diagnose", False)
         if not isinstance(diagnose_now, bool):
             raise InvalidInput("diagnose must be true or false", field="diagnose")
         fields = {"title": title.strip()[:200], "severity": severity, "service": service, "source": "api",
-                  "opened_at": anomaly_start.timestamp() if anomaly_start is not None else time.time()}
+                  "opened_at": anomaly_start if anomaly_start is not None else time.time()}
         if anomaly_start is not None:
-            fields["anomaly_start"] = anomaly_start.timestamp()
+            fields["anomaly_start"] = anomaly_start
         incident = await self.blocking(self.store.create_incident, **fields)
         self.hub.publish("incident", incident_event(incident, "opened"))
         if diagnose_now:
@@ -103,8 +103,8 @@ class DiagnoseHandler(BaseHandler):
         if unknown:
             raise InvalidInput(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: start, end, "
                                "anomaly_start, services, dataset", field=sorted(unknown)[0])
-        start = to_timestamp(body.get("start"), name="start")
-        end = to_timestamp(body.get("end"), name="end")
+        start = parse_time(body.get("start"), name="start")
+        end = parse_time(body.get("end"), name="end")
         if start is None or end is None:
             raise InvalidInput("start and end are required (unix seconds or ISO-8601)", field="start")
         services = body.get("services")
@@ -132,6 +132,8 @@ class DiagnoseHandler(BaseHandler):
         path = (root / name).resolve()
         if root not in path.parents:
             raise InvalidInput("dataset must be a file inside the server's data dir", field="dataset")
+        from bizra_nb.sources import open_source
+
         return open_source(path, keeper=self.scorekeeper)
 
 

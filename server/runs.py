@@ -1,6 +1,8 @@
 """`/runs/…`: start a notebook run with parameters, list runs, get one (status, progress, report links), cancel."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from bizra_nb.errors import InvalidInput
 from bizra_nb.runner import report_links
 from server.base import BaseHandler
@@ -10,6 +12,8 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 def run_json(run: dict) -> dict:
     out = {k: v for k, v in run.items() if k != "folder"}
+    out["notebook"] = Path(run["notebook"]).stem  # the name POST /runs takes
+    out["headline"] = (run.get("summary") or {}).get("headline")
     out["links"] = report_links(run) if run["status"] in ("succeeded", "failed", "cancelled") else {}
     if run.get("started_at") and run.get("finished_at"):
         out["duration_seconds"] = round(run["finished_at"] - run["started_at"], 3)

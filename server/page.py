@@ -1,0 +1,39 @@
+"""`/`: the live status page, its static files, and plotly.js from the installed plotly package (no CDN)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly
+from tornado.web import StaticFileHandler
+
+from server.base import BaseHandler
+
+STATIC = Path(__file__).parent / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data"
+
+
+class PageHandler(BaseHandler):
+    """The status page: plain HTML, CSS and a small script; read-only without a token."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("Content-Security-Policy",
+                        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                        "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-eval'")
+        self.finish((STATIC / "index.html").read_bytes())
+
+
+class AssetHandler(StaticFileHandler):
+    """The page's own files; 404s are JSON like the API's."""
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish('{"error": {"code": "not_found", "message": "no such file"}}')
+
+
+handlers = [
+    (r"/", PageHandler),
+    (r"/static/vendor/(?P<path>plotly\.min\.js)", AssetHandler, {"path": str(PLOTLY_JS)}),
+    (r"/static/(?P<path>[A-Za-z0-9_.-]+)", AssetHandler, {"path": str(STATIC)}),
+]

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from tornado.web import HTTPError, RequestHandler
 
-from bizra_nb.errors import BizraError
+from bizra_nb.errors import BizraError, InvalidInput
 
 log = logging.getLogger("bizra.server")
 encode_json = json.JSONEncoder(ensure_ascii=False, default=str).encode  # UTF-8: "احسان" stays readable
@@ -124,10 +124,15 @@ class BaseHandler(RequestHandler):
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"request body is not valid JSON: {exc}") from None
 
-    def json_object(self) -> dict:
+    def json_object(self, *allowed: str) -> dict:
+        """The body as a JSON object; with ``allowed`` field names, any other field is a 400 naming it."""
         body = self.json_body()
         if not isinstance(body, dict):
             raise ApiError(400, "the request body must be a JSON object")
+        unknown = sorted(set(body) - set(allowed)) if allowed else []
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+                               field=unknown[0])
         return body
 
     def write_json(self, value: Any, status: int | None = None) -> None:

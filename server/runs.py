@@ -29,11 +29,7 @@ class RunsHandler(BaseHandler):
         self.write_json({"runs": [run_json(r) for r in runs], "count": len(runs)})
 
     async def post(self) -> None:
-        body = self.json_object()
-        unknown = set(body) - {"notebook", "parameters"}
-        if unknown:
-            raise InvalidInput(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: notebook, parameters",
-                               field=sorted(unknown)[0])
+        body = self.json_object("notebook", "parameters")
         notebook = body.get("notebook")
         if not isinstance(notebook, str) or "/" in notebook or notebook.startswith("."):
             raise InvalidInput("notebook must be the name of a notebook of the server, e.g. incident_diagnosis",

@@ -235,9 +235,8 @@ def apply_alert_group(store: Store, group: AlertGroup) -> WebhookOutcome:
         return WebhookOutcome("unchanged" if current else "ignored", current)
     ends = [a.ends_at for a in group.alerts if a.ends_at]
     merged = {**active.get("alerts", {}), **alerts_doc}
-    store.update_incident(active["id"], alerts=merged)
     resolved_at = max(ends) if ends else time.time()
-    incident = store.update_incident(active["id"], status="resolved", resolved_at=resolved_at,
+    incident = store.update_incident(active["id"], alerts=merged, status="resolved", resolved_at=resolved_at,
                                      acknowledged_at=active["acknowledged_at"] or resolved_at)
     return WebhookOutcome("resolved", incident)
 

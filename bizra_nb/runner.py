@@ -301,6 +301,8 @@ class Runner:
         elif code != 0 and error is None:
             error = {"type": "WorkerDied", "message": f"the worker process ended with code {code}"}
         status = "succeeded" if code == 0 and not cancelled else ("cancelled" if cancelled else "failed")
+        with self._lock:
+            self._cancelled.discard(run_id)
         return self._finish(run, status, error, partial)
 
     def _finish(self, run: dict, status: str, error: dict | None, partial: Path) -> dict:
@@ -343,8 +345,12 @@ class Runner:
                     self.keeper.record_violation("silent_failure", "run event listener failed")
 
     def close(self) -> None:
+        """Cancel what is running (each ends as cancelled, with its report), then stop the pool."""
         for run_id in list(self._procs):
-            self.cancel(run_id)
+            try:
+                self.cancel(run_id)
+            except Conflict:
+                pass  # it finished meanwhile
         self.executor.shutdown(wait=True)
 
 

@@ -141,6 +141,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._write_lock = threading.Lock()
+        self._probe: sa.Engine | None = None
+        self._probe_timeout = 0.0
         self.migrate()
 
     @staticmethod
@@ -185,14 +187,14 @@ class Store:
 
     def check_writable(self, *, timeout: float = 0.5) -> None:
         """Raise :class:`Unavailable` unless a write transaction commits within ``timeout`` seconds."""
-        probe = sa.create_engine(self.url, connect_args=self._connect_args(self.url, timeout))
+        if self._probe is None or self._probe_timeout != timeout:  # its own engine: a short lock wait
+            self._probe = sa.create_engine(self.url, connect_args=self._connect_args(self.url, timeout))
+            self._probe_timeout = timeout
         try:
-            with probe.begin() as conn:
+            with self._probe.begin() as conn:
                 _put_meta(conn, "last_write_check", repr(time.time()))
         except sa.exc.SQLAlchemyError as exc:
             raise Unavailable(f"store is not writable: {exc.orig or exc}") from None
-        finally:
-            probe.dispose()
 
     # -- violations log ------------------------------------------------------------
 
@@ -332,6 +334,8 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._probe is not None:
+            self._probe.dispose()
 
 
 def _dumps(value: Any) -> str:

@@ -20,7 +20,7 @@ class PageHandler(BaseHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("Content-Security-Policy",
                         "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-                        "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-eval'")
+                        "style-src 'self' 'unsafe-inline'; script-src 'self'")
         self.finish((STATIC / "index.html").read_bytes())
 
 

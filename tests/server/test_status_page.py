@@ -51,7 +51,7 @@ class Watched:
 def test_page_loads_offline_clean_and_live(browser, server, http, auth):
     page = Watched(browser, server.url + "/", viewport={"width": 1280, "height": 800})
     page.dot("green")
-    page.page.wait_for_function("document.querySelector('#score').textContent === '100.0'")
+    page.page.wait_for_function("() => document.querySelector('#score').textContent === '100.0'")
     assert page.page.text_content("#tier") == "perfect"  # the tier is written, not only coloured
     assert page.page.text_content("#version")
     assert "store ok" in page.page.text_content("#components")
@@ -66,10 +66,10 @@ def test_page_loads_offline_clean_and_live(browser, server, http, auth):
 def test_injected_5xx_lower_the_score_on_screen_within_a_cycle(browser, server, http):
     page = Watched(browser, server.url + "/")
     page.dot("green")
-    page.page.wait_for_function("document.querySelector('#score').textContent === '100.0'")
+    page.page.wait_for_function("() => document.querySelector('#score').textContent === '100.0'")
     for _ in range(20):
         http.get("/boom")
-    page.page.wait_for_function("parseFloat(document.querySelector('#score').textContent) < 100", timeout=2000)
+    page.page.wait_for_function("() => parseFloat(document.querySelector('#score').textContent) < 100", timeout=2000)
     assert page.page.text_content("#tier") in ("critical", "degraded", "production", "peak")
     assert "20" in page.page.text_content("#violations tr.nonzero")
     page.close()
@@ -105,7 +105,7 @@ def test_an_alert_shows_up_live_with_its_report_and_can_be_acknowledged(browser,
     page.page.wait_for_selector("#runs li[data-run] .status.succeeded")
     # clicking a node shows its upstream and blast radius
     page.page.click("[data-node='catalog-db']")
-    page.page.wait_for_function("document.querySelector('#node-detail').textContent.includes('Blast radius')")
+    page.page.wait_for_function("() => document.querySelector('#node-detail').textContent.includes('Blast radius')")
     # actions need the token: buttons are disabled until it is entered
     assert page.page.is_disabled(f"li[data-incident='{incident_id}'] button[data-action='acknowledged']")
     page.page.fill("#token", auth["Authorization"].split()[1])
@@ -113,7 +113,7 @@ def test_an_alert_shows_up_live_with_its_report_and_can_be_acknowledged(browser,
     page.page.click(f"li[data-incident='{incident_id}'] button[data-action='acknowledged']")
     wait_until(lambda: http.get(f"/rca/incidents/{incident_id}").json()["status"] == "acknowledged", timeout=10)
     page.page.wait_for_function(
-        f"document.querySelector(\"li[data-incident='{incident_id}']\").textContent.includes('acknowledged')")
+        f"() => document.querySelector(\"li[data-incident='{incident_id}']\").textContent.includes('acknowledged')")
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page.page.screenshot(path=str(ARTEFACTS / "status_page_incident.png"), full_page=True)
     assert page.errors == [], page.errors
@@ -127,7 +127,7 @@ def test_a_wrong_token_says_so(browser, server, http, auth):
     page.page.fill("#token", "wrong")
     page.page.click("#token-form button[type=submit]")
     page.page.click(f"li[data-incident='{opened['id']}'] button[data-action='resolved']")
-    page.page.wait_for_function("document.querySelector('#action-error').textContent.includes('Authorization')")
+    page.page.wait_for_function("() => document.querySelector('#action-error').textContent.includes('Authorization')")
     assert http.get(f"/rca/incidents/{opened['id']}").json()["status"] == "open"
     page.close()
 

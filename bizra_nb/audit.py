@@ -274,6 +274,32 @@ def load_platform_metrics(source: str, month: str, *, step: int = 60) -> tuple[p
     return frame, used, warnings
 
 
+def alerts_fired(source: str, month: str, *, evaluation_interval: float = 15.0) -> pd.DataFrame:
+    """Alerts that fired in the month (from Prometheus' ALERTS and ALERTS_FOR_STATE): episodes and minutes.
+
+    Empty for a dataset source, which holds no alert history.
+    """
+    columns = ["alertname", "severity", "episodes", "minutes_firing"]
+    if not str(source).startswith(("http://", "https://")):
+        return pd.DataFrame(columns=columns)
+    from bizra_nb.prometheus import PrometheusSource
+
+    start, end = month_bounds(month)
+    seconds = int((end - start).total_seconds())
+    at = end.timestamp()
+    prom = PrometheusSource(source)
+    samples = prom.query(f'sum by (alertname, severity) (count_over_time(ALERTS{{alertstate="firing"}}[{seconds}s] @ {at}))')
+    episodes = prom.query(f'sum by (alertname, severity) (changes(ALERTS_FOR_STATE[{seconds}s] @ {at}) + 1)')
+    step = pd.Timedelta(seconds=evaluation_interval)
+    rows = []
+    for key, count in samples.items():
+        labels = dict(part.split("=", 1) for part in key.strip("{}").split(",") if "=" in part)
+        labels = {k: v.strip('"') for k, v in labels.items()}
+        rows.append({"alertname": labels.get("alertname"), "severity": labels.get("severity"),
+                     "episodes": int(episodes.get(key, 1)), "minutes_firing": round(count * step.total_seconds() / 60, 1)})
+    return pd.DataFrame(rows, columns=columns).sort_values("minutes_firing", ascending=False).reset_index(drop=True)
+
+
 def history(store, month: str) -> dict:
     """From the store: the month's incidents and benchmark runs, and the previous month's audit summary."""
     start, end = month_bounds(month)

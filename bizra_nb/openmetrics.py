@@ -94,9 +94,35 @@ def write_platform_openmetrics(frame: pd.DataFrame, out: IO[str]) -> None:
                    np.cumsum(frame["bizra_requests"].fillna(0).to_numpy() * frame["bizra_lat_p50"].to_numpy() / 1000)))
     family("bizra_http_request_duration_seconds", "histogram", series)
     family("up", "gauge", [(f"up{{{TARGET}}}", np.ones(len(seconds)))])
+    _alert_history(frame, seconds, out)
     family("process_resident_memory_bytes", "gauge", [(f"process_resident_memory_bytes{{{TARGET}}}",
                                                         np.full(len(seconds), 62e6))])
     out.write("# EOF\n")
+
+
+def _alert_history(frame: pd.DataFrame, seconds: np.ndarray, out: IO[str]) -> None:
+    """ALERTS and ALERTS_FOR_STATE as Prometheus would have kept them while the score was under its lines.
+
+    Written every 15 s within each 1-minute step of the platform data (the `for:` is ignored).
+    """
+    from bizra_nb.audit import score_over_time
+
+    score = score_over_time(frame.fillna(0)).to_numpy()
+    alerts = []
+    for name, line, severity in (("AhsanScoreBelowThreshold", 95, "critical"), ("AhsanScoreDegraded", 97, "warning")):
+        firing = score < line
+        began = np.where(firing & ~np.r_[False, firing[:-1]], seconds, 0)
+        began = np.maximum.accumulate(began)  # each firing step keeps the start of its episode
+        alerts.append((f'alertname="{name}",{TARGET},severity="{severity}"', firing, began))
+    for family_name, value_of in (("ALERTS", lambda firing, began, row: 1), ("ALERTS_FOR_STATE",
+                                                                             lambda firing, began, row: began[row])):
+        out.write(f"# HELP {family_name} demo alert history\n# TYPE {family_name} gauge\n")
+        state = ',alertstate="firing"' if family_name == "ALERTS" else ""
+        for row, ts in enumerate(seconds):
+            for offset in range(0, 60, 15):  # as rules evaluated every 15 s would have written them
+                for labels, firing, began in alerts:
+                    if firing[row]:
+                        out.write(f"{family_name}{{{labels}{state}}} {value_of(firing, began, row)} {ts + offset}\n")
 
 
 def create_blocks(frame: pd.DataFrame | None, data_dir: str | Path, *, promtool: str | None = None,

@@ -149,6 +149,13 @@ def test_audit_on_prometheus_matches_the_dataset(month_prometheus):
         assert a[key] == b[key], key
     assert abs(a["latency_attainment"] - b["latency_attainment"]) < 0.001  # exact p99 vs histogram buckets
     assert warnings == [] and any("histogram_quantile" in q for q in queries)
+    from bizra_nb.audit import alerts_fired
+
+    fired = alerts_fired(server.url, "2026-09").set_index("alertname")
+    below95 = from_file.pipe(lambda f: (audit_month(f, "2026-09").score < 95).sum())
+    assert fired.loc["AhsanScoreBelowThreshold", "episodes"] >= 1
+    assert fired.loc["AhsanScoreBelowThreshold", "minutes_firing"] == below95  # one step a minute in this data
+    assert alerts_fired(str(work / "platform.parquet"), "2026-09").empty
 
 
 def test_the_audit_notebook_on_prometheus(month_prometheus, tmp_path):

@@ -106,3 +106,10 @@ def test_audit_of_a_month_without_data_fails_with_a_readable_report(runner, tmp_
                                         "data_dir": str(data)})
     html = (Path(info.value.run["folder"]) / "report.html").read_text()
     assert "This run failed in cell" in html and "no data in the requested window" in html
+
+
+def test_explore_starter_runs_on_the_fleet(runner, fleet):
+    run = runner.run("explore", {"source": str(fleet.metrics), "cmdb": str(fleet.cmdb)})
+    assert run["status"] == "succeeded"
+    html = (Path(run["folder"]) / "report.html").read_text()
+    assert "catalog-db" in html and html.count('class="plotly-graph-div"') == 2

@@ -95,7 +95,10 @@ class Cmdb:
                 problems.append(f"{where} must be a mapping")
                 continue
             source, target, type_ = rel.get("source"), rel.get("target"), rel.get("type", "depends_on")
-            if type_ not in RELATION_TYPES:
+            if not isinstance(source, str) or not isinstance(target, str):
+                problems.append(f"{where}: source and target must be item ids (text)")
+                continue
+            if not isinstance(type_, str) or type_ not in RELATION_TYPES:
                 problems.append(f"{where}: unknown type {type_!r}; allowed: {', '.join(RELATION_TYPES)}")
                 continue
             missing = [name for name, ref in (("source", source), ("target", target)) if ref not in items]
@@ -156,8 +159,9 @@ class Cmdb:
 
     def merged(self, other: dict) -> "Cmdb":
         """This CMDB with ``other``'s items upserted and its relations added."""
-        items = {**self.items, **{i["id"]: i for i in other.get("items") or [] if isinstance(i, dict) and "id" in i}}
-        bad_items = [i for i in other.get("items") or [] if not (isinstance(i, dict) and "id" in i)]
+        items = {**self.items, **{i["id"]: i for i in other.get("items") or []
+                                  if isinstance(i, dict) and isinstance(i.get("id"), str)}}
+        bad_items = [i for i in other.get("items") or [] if not (isinstance(i, dict) and isinstance(i.get("id"), str))]
         relations = self.relations + [r for r in other.get("relations") or []
                                       if not (isinstance(r, dict) and self._has_relation(r))]
         return Cmdb.from_dict({"items": list(items.values()) + bad_items, "relations": relations})
@@ -168,7 +172,12 @@ class Cmdb:
 
     def with_item(self, item: dict, relations: list[dict] | None = None) -> "Cmdb":
         """Upsert ``item``; when ``relations`` is given, they replace the item's outgoing relations."""
-        items = {**self.items, item.get("id"): item}
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise CmdbError(["an item must be an object with an 'id' (text)"])
+        if relations is not None and (not isinstance(relations, list)
+                                      or not all(isinstance(r, dict) for r in relations)):
+            raise CmdbError(["relations must be a list of {target, type} objects"])
+        items = {**self.items, item["id"]: item}
         kept = self.relations
         if relations is not None:
             kept = [r for r in self.relations if r["source"] != item.get("id")]

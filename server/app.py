@@ -19,7 +19,7 @@ from bizra_nb.settings import Settings
 from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.runner import Runner
-from server import alerts, cmdb, health, live, metrics, page, rca, reports, runs
+from server import alerts, cmdb, health, live, metrics, openapi, page, rca, reports, runs
 from server.auth import load_or_create_token
 from server.background import Background
 from server.base import NotFoundHandler
@@ -31,7 +31,7 @@ from server.instrumentation import AccessLog, RequestInstrumentation, route_temp
 
 log = logging.getLogger("bizra.server")
 
-RESOURCES = [page, health, metrics, live, cmdb, rca, alerts, runs, reports]  # each module ends in its `handlers` route list
+RESOURCES = [page, health, metrics, live, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list
 
 
 @dataclass

@@ -35,6 +35,8 @@ class ItemsHandler(CmdbHandler):
     async def post(self) -> None:
         body = self.json_object()
         item_id = body.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            raise InvalidInput("id: the item's id (text) is required", field="id")
         async with self.services.cmdb_lock:
             if item_id in self.cmdb.items:
                 raise Conflict(f"configuration item {item_id!r} exists; PUT /cmdb/items/{item_id} changes it",
@@ -55,8 +57,6 @@ class ItemHandler(CmdbHandler):
         if body.setdefault("id", item_id) != item_id:
             raise InvalidInput(f"the body's id {body['id']!r} differs from the path's {item_id!r}", field="id")
         relations = body.pop("relations", None)
-        if relations is not None and not isinstance(relations, list):
-            raise InvalidInput("relations must be a list of {target, type}", field="relations")
         async with self.services.cmdb_lock:
             created = item_id not in self.cmdb.items
             await self.commit(self.cmdb.with_item(body, relations))

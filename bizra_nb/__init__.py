@@ -1,4 +1,4 @@
-"""bizra_nb: the SRE notebook platform's library (score, store, settings, CLI; RCA and runs grow here)."""
+"""bizra_nb: the SRE notebook platform's library: score, store, sources, CMDB, RCA, runner, reports, audit, CLI."""
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The `bizra-nb` command: serve, demo (more subcommands arrive with their features)."""
+"""The `bizra-nb` command: serve, diagnose, fleet, run, audit, bench, prometheus-load, demo."""
 from __future__ import annotations
 
 import argparse
@@ -74,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out=args.out, serve=args.serve, month=args.month)
 
 
-def _runner(settings, *, echo: bool = True):
+def _runner(settings):
     from bizra_nb.runner import Runner
     from bizra_nb.store import Store
 
@@ -87,7 +87,7 @@ def _runner(settings, *, echo: bool = True):
 
     return Runner(Store.open(settings.data_dir), reports_dir=settings.reports_dir, workers=1,
                   cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout,
-                  on_event=show if echo else None)
+                  on_event=show)
 
 
 def _print_run(run: dict) -> int:

@@ -8,6 +8,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import tornado.web
@@ -121,6 +122,7 @@ def make_services(settings: Settings) -> Services:
     )
     services.controller = Controller(services, interval=settings.controller_interval)
     services.incident_flow = IncidentFlow(services)
+    Path(settings.reports_dir).mkdir(parents=True, exist_ok=True)  # /reports/ serves it from the start
     services.runner = Runner(store, reports_dir=settings.reports_dir, workers=settings.run_workers,
                              keeper=scorekeeper, on_event=services.incident_flow.run_changed,
                              cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout)

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any, Callable
 
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import HTTPError, RequestHandler, StaticFileHandler
 
 from bizra_nb.errors import BizraError, InvalidInput
 
@@ -37,6 +37,16 @@ class ApiError(HTTPError):
         super().__init__(status, reason=None)
         self.message = message
         self.code = code or ERROR_CODES.get(status, "error")
+
+
+def send_json_error(handler: RequestHandler, status_code: int, message: str, *, code: str | None = None,
+                    field: str | None = None) -> None:
+    """Finish ``handler`` with the API's error body ``{"error": {"code", "message", "field"?}}``."""
+    error: dict[str, Any] = {"code": code or ERROR_CODES.get(status_code, "error"), "message": message}
+    if field:
+        error["field"] = field
+    handler.set_header("Content-Type", "application/json; charset=UTF-8")
+    handler.finish(encode_json({"error": error}))
 
 
 def bearer_token(handler: RequestHandler) -> str | None:
@@ -157,11 +167,15 @@ class BaseHandler(RequestHandler):
             code, message = ERROR_CODES.get(status_code, "error"), exc.log_message % exc.args
         else:
             code, message = ERROR_CODES.get(status_code, "error"), self._reason
-        error: dict[str, Any] = {"code": code, "message": message}
-        if isinstance(exc, BizraError) and exc.field:
-            error["field"] = exc.field
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(encode_json({"error": error}))
+        send_json_error(self, status_code, message, code=code,
+                        field=exc.field if isinstance(exc, BizraError) else None)
+
+
+class StaticFiles(StaticFileHandler):
+    """Files served as they are; their errors are JSON like the API's."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        send_json_error(self, status_code, "no such file" if status_code == 404 else self._reason)
 
 
 class NotFoundHandler(BaseHandler):

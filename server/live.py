@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from server.base import ApiError, ERROR_CODES, bearer_token, token_matches
+from server.base import ApiError, bearer_token, send_json_error, token_matches
 from server.hub import MESSAGE_TYPES
 
 log = logging.getLogger("bizra.live")
@@ -31,9 +31,7 @@ class LiveUpdatesHandler(WebSocketHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = getattr(exc, "message", None) or self._reason
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps({"error": {"code": ERROR_CODES.get(status_code, "error"), "message": message}}))
+        send_json_error(self, status_code, getattr(exc, "message", None) or self._reason)
 
     def check_origin(self, origin: str) -> bool:
         allowed = self.services.settings.ws_origins

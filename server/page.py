@@ -4,9 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from tornado.web import StaticFileHandler
-
-from server.base import BaseHandler
+from server.base import BaseHandler, StaticFiles
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data"
@@ -24,16 +22,8 @@ class PageHandler(BaseHandler):
         self.finish((STATIC / "index.html").read_bytes())
 
 
-class AssetHandler(StaticFileHandler):
-    """The page's own files; 404s are JSON like the API's."""
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish('{"error": {"code": "not_found", "message": "no such file"}}')
-
-
 handlers = [
     (r"/", PageHandler),
-    (r"/static/vendor/(?P<path>plotly\.min\.js)", AssetHandler, {"path": str(PLOTLY_JS)}),
-    (r"/static/(?P<path>[A-Za-z0-9_.-]+)", AssetHandler, {"path": str(STATIC)}),
+    (r"/static/vendor/(?P<path>plotly\.min\.js)", StaticFiles, {"path": str(PLOTLY_JS)}),
+    (r"/static/(?P<path>[A-Za-z0-9_.-]+)", StaticFiles, {"path": str(STATIC)}),
 ]

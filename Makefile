@@ -25,6 +25,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/rca_accuracy.py --cases 100
 	$(BIN)/python benchmarks/diagnosis_run.py
 	$(BIN)/python benchmarks/audit_query.py
+	$(BIN)/python benchmarks/runbook_latency.py
+	$(BIN)/python benchmarks/cmdb_import.py
 
 clean:
 	rm -rf $(VENV) data reports/*/ reports/index.html

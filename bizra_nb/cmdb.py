@@ -17,18 +17,62 @@ on a host). A :class:`Cmdb` is a value: changes return a new, validated one.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from collections import deque
+from itertools import count
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
-from bizra_nb.errors import InvalidInput, NotFound
+from bizra_nb.errors import InvalidInput, NotFound, clip_message, excerpt
 
 RELATION_TYPES = ("depends_on", "runs_on")
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 5x faster, and bounds nesting depth
+SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def load_document(text: str | bytes) -> Any:
+    """YAML or JSON text as Python values; JSON (a YAML subset) through :mod:`json`, a hundred times faster."""
+    if text.lstrip()[:1] in ("{", b"{"):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            pass  # YAML after all (flow style), or broken: the YAML parser says where
+    doc = yaml.load(text, Loader=SafeLoader)
+    _refuse_shared_nodes(doc)
+    return doc
+
+
+def _refuse_shared_nodes(doc: Any) -> None:
+    """Refuse YAML aliases: ``*a`` makes one node appear many times, and a few hundred bytes of
+    nested aliases expand into gigabytes once the document is validated, stored or exported."""
+    seen: set[int] = set()
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (dict, list)):
+            if id(node) in seen:
+                raise InvalidInput("YAML anchors and aliases (&name, *name) are not accepted in a CMDB document; "
+                                   "write each item out", field="cmdb")
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+
+
+def _yaml_block(entries: list[dict], batch: int = 200) -> str:
+    """`` []`` or a block sequence, dumped a few hundred entries at a time.
+
+    One ``yaml.dump`` of ten thousand items builds a million short-lived nodes at
+    once, and the garbage collector's full passes over them stop every thread
+    for a fraction of a second; batches keep the heap small.
+    """
+    if not entries:
+        return " []\n"
+    return "\n" + "".join(yaml.dump(entries[n:n + batch], Dumper=SafeDumper, sort_keys=False, allow_unicode=True)
+                          for n in range(0, len(entries), batch))
 
 
 class CmdbError(InvalidInput):
@@ -46,12 +90,17 @@ class Cmdb:
     def __init__(self, items: dict[str, dict], relations: list[dict]) -> None:
         self.items = items
         self.relations = relations
+        # indexes, so that every query is linear in what it returns, not in the size of the CMDB
         self._out: dict[str, list[str]] = {i: [] for i in items}
         self._in: dict[str, list[str]] = {i: [] for i in items}
+        self._hosts: dict[str, list[str]] = {}
+        self._keys = {(rel["source"], rel["target"], rel["type"]) for rel in relations}
         for rel in relations:
             if rel["type"] == "depends_on":
                 self._out[rel["source"]].append(rel["target"])
                 self._in[rel["target"]].append(rel["source"])
+            elif rel["type"] == "runs_on":
+                self._hosts.setdefault(rel["source"], []).append(rel["target"])
 
     # -- construction --------------------------------------------------------------
 
@@ -63,7 +112,8 @@ class Cmdb:
             raise CmdbError(["the document must be a mapping with 'items' and 'relations'"])
         unknown = set(doc) - {"items", "relations"}
         if unknown:
-            problems.append(f"unknown top-level key(s) {sorted(unknown)}; expected 'items' and 'relations'")
+            shown = ", ".join(excerpt(k) for k in list(unknown)[:5])
+            problems.append(f"unknown top-level key(s) {shown}; expected 'items' and 'relations'")
         raw_items = doc.get("items") or []
         raw_relations = doc.get("relations") or []
         if not isinstance(raw_items, list):
@@ -78,7 +128,7 @@ class Cmdb:
                 continue
             item_id, kind = item.get("id"), item.get("kind")
             if not isinstance(item_id, str) or not ID_PATTERN.match(item_id):
-                problems.append(f"{where}.id must be a name of letters, digits and . _ : - (got {item_id!r})")
+                problems.append(f"{where}.id must be a name of letters, digits and . _ : - (got {excerpt(item_id)})")
                 continue
             if not isinstance(kind, str) or not kind:
                 problems.append(f"{where} ({item_id}): 'kind' is required (service, database, cache, queue, host, ...)")
@@ -99,11 +149,11 @@ class Cmdb:
                 problems.append(f"{where}: source and target must be item ids (text)")
                 continue
             if not isinstance(type_, str) or type_ not in RELATION_TYPES:
-                problems.append(f"{where}: unknown type {type_!r}; allowed: {', '.join(RELATION_TYPES)}")
+                problems.append(f"{where}: unknown type {excerpt(type_)}; allowed: {', '.join(RELATION_TYPES)}")
                 continue
             missing = [name for name, ref in (("source", source), ("target", target)) if ref not in items]
             if missing:
-                problems.append(f"{where}: unknown {' and '.join(f'{m} {rel.get(m)!r}' for m in missing)}")
+                problems.append(f"{where}: unknown {' and '.join(f'{m} {excerpt(rel.get(m))}' for m in missing)}")
                 continue
             if source == target:
                 problems.append(f"{where}: {source!r} cannot relate to itself")
@@ -126,12 +176,17 @@ class Cmdb:
     def parse(cls, text: str | bytes, *, source: str = "CMDB") -> "Cmdb":
         """Parse YAML or JSON text in the CMDB file format."""
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+            doc = load_document(text)
+        except yaml.YAMLError as exc:  # the message quotes no more of the document than a short excerpt
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise InvalidInput(f"{source} is neither valid YAML nor JSON{where}: {getattr(exc, 'problem', exc)}",
-                               field="cmdb") from None
+            problem = clip_message(getattr(exc, "problem", None) or str(exc), limit=200)
+            raise InvalidInput(f"{source} is neither valid YAML nor JSON{where}: {problem}", field="cmdb") from None
+        except RecursionError:  # the pure-Python loader, without libyaml's nesting limit
+            raise InvalidInput(f"{source} is nested too deeply to be a CMDB", field="cmdb") from None
+        except (ValueError, OverflowError, TypeError, AttributeError, LookupError) as exc:  # a value its tag cannot hold
+            problem = clip_message(str(exc), limit=120)
+            raise InvalidInput(f"{source} holds a value YAML cannot read ({problem})", field="cmdb") from None
         return cls.from_dict(doc)
 
     @classmethod
@@ -142,6 +197,8 @@ class Cmdb:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise InvalidInput(f"cannot read CMDB file {path}: {exc.strerror}", field="cmdb") from None
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"CMDB file {path} is not UTF-8 text (byte {exc.start})", field="cmdb") from None
         try:
             return cls.parse(text, source=str(path))
         except CmdbError as exc:
@@ -153,7 +210,7 @@ class Cmdb:
     def dumps(self, fmt: str = "yaml") -> str:
         if fmt == "json":
             return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        return f"items:{_yaml_block(list(self.items.values()))}relations:{_yaml_block(self.relations)}"
 
     # -- changes (each returns a new validated Cmdb) ------------------------------------
 
@@ -168,7 +225,10 @@ class Cmdb:
 
     def _has_relation(self, rel: dict) -> bool:
         key = (rel.get("source"), rel.get("target"), rel.get("type", "depends_on"))
-        return any((r["source"], r["target"], r["type"]) == key for r in self.relations)
+        try:
+            return key in self._keys
+        except TypeError:  # an unhashable id: not a relation of ours; validation names it
+            return False
 
     def with_item(self, item: dict, relations: list[dict] | None = None) -> "Cmdb":
         """Upsert ``item``; when ``relations`` is given, they replace the item's outgoing relations."""
@@ -231,24 +291,40 @@ class Cmdb:
         return self._walk(item_id, self.dependents)
 
     def paths(self, source: str, target: str, *, limit: int = 20) -> list[list[str]]:
-        """Dependency paths from ``source`` to ``target`` (shortest first, at most ``limit``)."""
+        """Dependency paths from ``source`` to ``target`` (shortest first, at most ``limit``).
+
+        A best-first search guided by each item's exact distance to ``target``: it
+        never enters an item from which ``target`` cannot be reached, and each path
+        found costs about its length in steps, however many paths the graph holds.
+        """
         self.item(source)
         self.item(target)
+        to_target = {target: 0}  # distance to target, for every item that reaches it
+        queue = deque([target])
+        while queue:
+            node = queue.popleft()
+            for prev in self._in[node]:
+                if prev not in to_target:
+                    to_target[prev] = to_target[node] + 1
+                    queue.append(prev)
+        if source not in to_target or source == target:
+            return []
         found: list[list[str]] = []
-        queue = deque([[source]])
-        while queue and len(found) < limit:
-            path = queue.popleft()
-            for nxt in self.dependencies(path[-1]):
-                if nxt in path:
+        tie = count()  # equal estimates: the longer partial path first (depth-first towards target)
+        frontier = [(to_target[source], 0, next(tie), [source])]
+        while frontier and len(found) < limit:
+            _, _, _, path = heapq.heappop(frontier)
+            for nxt in self._out[path[-1]]:
+                if nxt not in to_target or nxt in path:
                     continue
                 if nxt == target:
                     found.append(path + [nxt])
                 else:
-                    queue.append(path + [nxt])
+                    heapq.heappush(frontier, (len(path) + to_target[nxt], -len(path), next(tie), path + [nxt]))
         return found
 
     def hosts_of(self, item_id: str) -> list[str]:
-        return [r["target"] for r in self.relations if r["type"] == "runs_on" and r["source"] == item_id]
+        return list(self._hosts.get(item_id, ()))
 
     def find_cycle(self) -> list[str] | None:
         """A depends_on cycle as a list of ids (first id repeated at the end), or None."""

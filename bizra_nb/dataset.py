@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bizra_nb.errors import InvalidInput
+from bizra_nb.errors import InvalidInput, clip_message, excerpt
 
 LONG_COLUMNS = ("time", "service", "metric", "value")
 MAX_UNIX_SECONDS = 1e11  # beyond year 5000: milliseconds, not seconds
@@ -36,8 +36,10 @@ def _read_table(path: Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise InvalidInput(f"dataset file {path} does not exist", field="data") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise InvalidInput(f"cannot read dataset file {path}: {exc}", field="data") from None
-    raise InvalidInput(f"dataset file {path}: unknown format {suffix!r}; expected .csv or .parquet", field="data")
+        raise InvalidInput(f"cannot read dataset file {path}: {clip_message(str(exc), limit=200)}",
+                           field="data") from None
+    raise InvalidInput(f"dataset file {path}: unknown format {excerpt(suffix)}; expected .csv or .parquet",
+                       field="data")
 
 
 def parse_time(values: pd.Series, *, source: str) -> pd.DatetimeIndex:
@@ -49,14 +51,14 @@ def parse_time(values: pd.Series, *, source: str) -> pd.DatetimeIndex:
     if numeric.notna().all():
         if (numeric.abs() > MAX_UNIX_SECONDS).any():
             row = int(np.argmax(numeric.abs().to_numpy() > MAX_UNIX_SECONDS))
-            raise InvalidInput(f"{source}: row {row + 2}, column 'time': {values.iloc[row]!r} looks like "
+            raise InvalidInput(f"{source}: row {row + 2}, column 'time': {excerpt(values.iloc[row])} looks like "
                                "milliseconds; expected unix seconds or ISO-8601", field="time")
         return pd.DatetimeIndex(pd.to_datetime(numeric.astype("float64"), unit="s", utc=True))
     stamps = pd.to_datetime(values.astype("string"), utc=True, errors="coerce", format="ISO8601")
     if stamps.isna().any():
         row = int(np.argmax(stamps.isna().to_numpy()))
-        raise InvalidInput(f"{source}: row {row + 2}, column 'time': {values.iloc[row]!r} is neither unix seconds "
-                           "nor ISO-8601", field="time")
+        raise InvalidInput(f"{source}: row {row + 2}, column 'time': {excerpt(values.iloc[row])} is neither unix "
+                           "seconds nor ISO-8601", field="time")
     return pd.DatetimeIndex(stamps)
 
 
@@ -73,7 +75,8 @@ def read_dataset(path: str | Path) -> tuple[pd.DataFrame, bool]:
     source = str(path)
     if "time" not in table.columns:
         raise InvalidInput(f"{source}: no 'time' column; expected a wide file (time, <service>_<metric>, ...) "
-                           f"or a long one ({', '.join(LONG_COLUMNS)}); found columns {list(table.columns)[:8]}",
+                           f"or a long one ({', '.join(LONG_COLUMNS)}); found columns "
+                           f"{', '.join(excerpt(c) for c in list(table.columns)[:8])}",
                            field="time")
     if len(table) == 0:
         raise InvalidInput(f"{source}: no rows", field="data")
@@ -97,8 +100,8 @@ def _wide(table: pd.DataFrame, index: pd.DatetimeIndex, source: str) -> pd.DataF
         try:
             split_column(str(column))
         except ValueError:
-            raise InvalidInput(f"{source}: column {column!r} is not named <service>_<metric> "
-                               "(e.g. carts-db_cpu, front-end_lat_99)", field=str(column)) from None
+            raise InvalidInput(f"{source}: column {excerpt(column)} is not named <service>_<metric> "
+                               "(e.g. carts-db_cpu, front-end_lat_99)", field="columns") from None
     converted = {}
     for column in values.columns:
         series = values[column]
@@ -106,8 +109,8 @@ def _wide(table: pd.DataFrame, index: pd.DatetimeIndex, source: str) -> pd.DataF
         bad = numbers.isna() & series.notna() & (series.astype("string").str.strip() != "")
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
-            raise InvalidInput(f"{source}: row {row + 2}, column {column!r}: {series.iloc[row]!r} is not a number",
-                               field=str(column))
+            raise InvalidInput(f"{source}: row {row + 2}, column {excerpt(column)}: {excerpt(series.iloc[row])} "
+                               "is not a number", field=str(column)[:64])
         converted[str(column)] = numbers.astype("float64").to_numpy()
     return pd.DataFrame(converted, index=index)
 
@@ -117,7 +120,8 @@ def _pivot_long(table: pd.DataFrame, index: pd.DatetimeIndex, source: str) -> pd
     bad = values.isna() & table["value"].notna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
-        raise InvalidInput(f"{source}: row {row + 2}, column 'value': {table['value'].iloc[row]!r} is not a number",
+        raise InvalidInput(f"{source}: row {row + 2}, column 'value': {excerpt(table['value'].iloc[row])} "
+                           "is not a number",
                            field="value")
     for name in ("service", "metric"):
         empty = table[name].isna() | (table[name].astype("string").str.strip() == "")
@@ -127,8 +131,8 @@ def _pivot_long(table: pd.DataFrame, index: pd.DatetimeIndex, source: str) -> pd
     service = table["service"].astype("string")
     if service.str.contains("_").any():
         row = int(np.argmax(service.str.contains("_").to_numpy()))
-        raise InvalidInput(f"{source}: row {row + 2}: service {service.iloc[row]!r} contains '_', which separates "
-                           "service from metric", field="service")
+        raise InvalidInput(f"{source}: row {row + 2}: service {excerpt(service.iloc[row])} contains '_', "
+                           "which separates service from metric", field="service")
     long = pd.DataFrame({"time": index, "column": service + "_" + table["metric"].astype("string"),
                          "value": values.to_numpy()})
     frame = long.pivot_table(index="time", columns="column", values="value", aggfunc="mean", dropna=False)

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import re
+
 
 class BizraError(Exception):
     """Base of the library's exceptions; ``message`` is safe to show to a user."""
@@ -46,3 +48,28 @@ class Conflict(BizraError):
 class Unavailable(BizraError):
     status = 503
     code = "unavailable"
+
+
+_QUOTED = re.compile(r"(?<!\w)('[^'\n]*'|\"[^\"\n]*\")(?!\w)")
+_CARET = re.compile(r"^\s*\^\s*$")
+
+
+def excerpt(value: object, limit: int = 40) -> str:
+    """A short, escaped excerpt of untrusted input for an error message: its ``repr``, at most ``limit`` characters."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 2] + "…" + shown[0]
+
+
+def clip_message(text: str, *, limit: int = 500, quoted: int = 40) -> str:
+    """An error message from code we do not control, made safe to show without a token.
+
+    One line; the lines of a parser's source snippet (a line followed by a ``^``
+    marker, as YAML prints them) dropped; every quoted part longer than ``quoted``
+    cut to an :func:`excerpt`; the whole cut to ``limit`` characters.
+    """
+    lines = str(text).splitlines()
+    kept = [line.strip() for i, line in enumerate(lines)
+            if not _CARET.match(line) and not (i + 1 < len(lines) and _CARET.match(lines[i + 1]))]
+    one = " ".join(line for line in kept if line)
+    one = _QUOTED.sub(lambda m: m.group(0) if len(m.group(0)) <= quoted else excerpt(m.group(0)[1:-1], quoted), one)
+    return one if len(one) <= limit else one[:limit - 1] + "…"

@@ -209,36 +209,38 @@ class WebhookOutcome:
 
 
 def apply_alert_group(store: Store, group: AlertGroup) -> WebhookOutcome:
-    """Open, update or resolve the one incident of this alert group; a repeated delivery changes nothing."""
-    current = next(iter(store.list_incidents(group_key=group.group_key, limit=1)), None)
-    active = current if current and current["status"] != "resolved" else None
+    """Open, update or resolve the one incident of this alert group; a repeated delivery changes nothing.
+
+    Atomic in the store (:meth:`Store.open_or_change_group_incident`): concurrent deliveries of one
+    group, from threads or from several server processes, open one incident.
+    """
     alerts_doc = {a.fingerprint: {"status": a.status, "labels": a.labels, "annotations": a.annotations,
                                   "starts_at": a.starts_at, "ends_at": a.ends_at} for a in group.alerts}
+    create = None
     if group.firing:
         severity = most_severe(severity_from_labels(a.labels) for a in group.firing)
-        if active is None:
-            incident = store.create_incident(
-                title=_clip(group.title), severity=severity, status="open", service=group.service,
-                source="alertmanager", group_key=group.group_key,
-                opened_at=min(a.starts_at for a in group.firing), alerts=alerts_doc,
-                labels=group.common_labels, annotations=group.common_annotations, receiver=group.receiver,
-            )
-            return WebhookOutcome("opened", incident)
+        create = dict(title=_clip(group.title), severity=severity, status="open", service=group.service,
+                      source="alertmanager", opened_at=min(a.starts_at for a in group.firing), alerts=alerts_doc,
+                      labels=group.common_labels, annotations=group.common_annotations, receiver=group.receiver)
+
+    def change(active: dict) -> dict | None:
         merged = {**active.get("alerts", {}), **alerts_doc}
-        if merged == active.get("alerts") and most_severe([severity, active["severity"]]) == active["severity"]:
-            return WebhookOutcome("unchanged", active)
-        incident = store.update_incident(active["id"], alerts=merged,
-                                         severity=most_severe([severity, active["severity"]]))
-        return WebhookOutcome("updated", incident)
-    # every alert of the group resolved
-    if active is None:
-        return WebhookOutcome("unchanged" if current else "ignored", current)
-    ends = [a.ends_at for a in group.alerts if a.ends_at]
-    merged = {**active.get("alerts", {}), **alerts_doc}
-    resolved_at = max(ends) if ends else time.time()
-    incident = store.update_incident(active["id"], alerts=merged, status="resolved", resolved_at=resolved_at,
-                                     acknowledged_at=active["acknowledged_at"] or resolved_at)
-    return WebhookOutcome("resolved", incident)
+        if group.firing:
+            worst = most_severe([severity, active["severity"]])
+            if merged == active.get("alerts") and worst == active["severity"]:
+                return None
+            return {"alerts": merged, "severity": worst}
+        ends = [a.ends_at for a in group.alerts if a.ends_at]  # every alert of the group resolved
+        resolved_at = max(ends) if ends else time.time()
+        return {"alerts": merged, "status": "resolved", "resolved_at": resolved_at,
+                "acknowledged_at": active["acknowledged_at"] or resolved_at}
+
+    action, incident = store.open_or_change_group_incident(group.group_key, create=create, change=change)
+    if action == "changed":
+        action = "updated" if group.firing else "resolved"
+    elif action == "none":
+        action = "unchanged" if incident else "ignored"
+    return WebhookOutcome(action, incident)
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -16,6 +16,8 @@ import sys
 
 from papermill.engines import NBClientEngine, papermill_engines
 
+from bizra_nb.errors import clip_message
+
 _current = {"index": None}
 
 
@@ -88,7 +90,7 @@ def main(argv=None) -> int:
         cell, source = _position(_current.get("cells", []), _current["index"])
         name = getattr(exc, "ename", None) or type(exc).__name__
         message = getattr(exc, "evalue", None) or (str(exc).strip().splitlines() or [""])[0]
-        emit(event="error", type=name, message=str(message)[:2000],
+        emit(event="error", type=name, message=clip_message(str(message)),  # shown without a token: no file content
              cell=cell, source=source)
         return 1
     return 0

@@ -5,7 +5,6 @@ a half-written report under a final name.
 """
 from __future__ import annotations
 
-import html
 import json
 import os
 import threading
@@ -13,7 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bizra_nb.markup import protect_html, script_hashes
+
 SUMMARY_MIMETYPE = "application/vnd.bizra.summary+json"  # what bizra_nb.notebook.record() displays
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -24,11 +26,15 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # unique per writer
     mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a bad target leaves no stray temporary file
+        raise
     return path
 
 
@@ -44,25 +50,32 @@ def extract_summary(nb) -> dict:
 
 
 def failure_cell(*, notebook: str, error: dict, parameters: dict):
-    """A markdown cell saying what failed, where, and with which parameters."""
+    """A cell whose output is the failure banner: what failed, where, with which parameters (all escaped)."""
     import nbformat
 
-    where = f"in cell {error['cell']}" if error.get("cell") else "before any cell finished"
-    params = "\n".join(f"| `{html.escape(str(k))}` | `{html.escape(json.dumps(v, default=str))}` |"
-                       for k, v in parameters.items()) or "| (none) | |"
-    source = (
-        f"<div style=\"border:2px solid #c62828;background:#ffebee;padding:12px;border-radius:6px\">\n\n"
-        f"## ✖ This run failed {where}\n\n"
-        f"**{html.escape(error.get('type', 'Error'))}**: {html.escape(error.get('message', ''))}\n\n"
-        f"Notebook `{html.escape(notebook)}`, run `{html.escape(str(error.get('run_id', '')))}`. "
-        "The cells below show what ran, up to the failure.\n\n"
-        f"| parameter | value |\n|---|---|\n{params}\n\n</div>"
-    )
-    return nbformat.v4.new_markdown_cell(source, metadata={"tags": ["bizra-failure"]})
+    banner = _templates().get_template("failure_banner.html.j2").render(
+        where=f"in cell {error['cell']}" if error.get("cell") else (error.get("where") or "before any cell finished"),
+        error_type=_clip(error.get("type") or "Error", 120), message=_clip(error.get("message") or "", 2000),
+        notebook=notebook, run_id=str(error.get("run_id", "")),
+        parameters=[(_clip(k, 80), _clip(json.dumps(v, default=str, ensure_ascii=False), 300))
+                    for k, v in parameters.items()])
+    cell = nbformat.v4.new_code_cell("", metadata={"tags": ["bizra-failure"]})
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": banner, "text/plain": _clip(
+        f"This run failed: {error.get('type')}: {error.get('message')}", 2000)})]
+    return cell
+
+
+def _clip(text: object, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def export_html(nb, *, title: str) -> str:
-    """Self-contained HTML without code cells' input, without CDN scripts."""
+    """Self-contained HTML without code cells' input, without CDN scripts, running only its own scripts.
+
+    The page carries a Content-Security-Policy that allows exactly the inline scripts
+    of its figures (:func:`figure_scripts`, :func:`bizra_nb.markup.protect_html`).
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -70,9 +83,22 @@ def export_html(nb, *, title: str) -> str:
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
                             embed_images=True)
     nb = nbformat.from_dict(nb)
-    nb.metadata["title"] = title
+    nb.metadata["title"] = title  # the template escapes it
     body, _ = exporter.from_notebook_node(nb)
-    return body
+    return protect_html(body, figure_scripts(nb))
+
+
+def figure_scripts(nb) -> list[str]:
+    """Hashes of the scripts of the report's figures: the HTML of outputs that our renderer
+    (:class:`bizra_nb.notebook.OfflineRenderer`) wrote, recognised by the plotly JSON beside it."""
+    hashes: list[str] = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIMETYPE in data and "text/html" in data:
+                html = data["text/html"]
+                hashes += script_hashes("".join(html) if isinstance(html, list) else html)
+    return hashes
 
 
 def write_index(runs: list[dict], reports_dir: Path) -> Path:
@@ -81,36 +107,22 @@ def write_index(runs: list[dict], reports_dir: Path) -> Path:
     rows = []
     for run in runs:
         folder = run.get("folder")
-        link = ""
+        link = None
         if folder and (Path(folder) / "report.html").exists():
-            rel = os.path.relpath(Path(folder) / "report.html", reports_dir)
-            link = f'<a href="{html.escape(rel)}">report</a>'
+            link = Path(os.path.relpath(Path(folder) / "report.html", reports_dir)).as_posix()
         summary = run.get("summary") or {}
         headline = summary.get("headline") or ", ".join(
             f"{k}: {v}" for k, v in list(summary.items())[:3] if not isinstance(v, (dict, list)))
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(run["created_at"]))
-        status = run["status"]
-        rows.append(
-            f"<tr class=\"{status}\"><td>{when}</td><td>{html.escape(run['kind'])}</td>"
-            f"<td><span class=\"status\">{html.escape(status)}</span></td><td>{html.escape(str(headline))}"
-            f"{'<br><small>' + html.escape(run['error'][:200]) + '</small>' if run.get('error') else ''}</td>"
-            f"<td>{link}</td></tr>"
-        )
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>BIZRA reports</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem; color: #212121; }}
-table {{ border-collapse: collapse; width: 100%; }} th, td {{ text-align: left; padding: .45rem .6rem; border-bottom: 1px solid #e0e0e0; vertical-align: top; }}
-th {{ background: #fafafa; }} .status {{ font-weight: 600; }}
-tr.succeeded .status {{ color: #2e7d32; }} tr.failed .status {{ color: #c62828; }} tr.running .status, tr.queued .status {{ color: #ef6c00; }}
-small {{ color: #757575; }}
-</style></head><body>
-<h1>BIZRA reports</h1>
-<p>{len(runs)} runs, newest first. Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.</p>
-<table><thead><tr><th>date (UTC)</th><th>kind</th><th>status</th><th>headline</th><th>report</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
-"""
+        rows.append({"when": time.strftime("%Y-%m-%d %H:%M", time.gmtime(run["created_at"])), "kind": run["kind"],
+                     "status": run["status"], "headline": str(headline), "error": (run.get("error") or "")[:200],
+                     "link": link})
+    page = _templates().get_template("index.html.j2").render(
+        rows=rows, generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     return write_atomic(reports_dir / "index.html", page)
+
+
+def _templates():
+    """Our Jinja templates, autoescaped: every value they show may be untrusted."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)

@@ -14,9 +14,8 @@ Dask cluster can take the same ``submit`` later).
 from __future__ import annotations
 
 import json
-import keyword
+import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bizra_nb.errors import BizraError, Conflict, InvalidInput
+from bizra_nb.parameters import (  # noqa: F401 - importable from here too, as before
+    _NAME, _TYPES, check_parameters, coerce_cli_value, declared_parameters, describe_parameters)
 from bizra_nb.reports import export_html, extract_summary, failure_cell, write_atomic, write_index
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.store import Store
@@ -36,8 +37,10 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "bizra-nb"
 KINDS = {"incident_diagnosis": "incident", "benchmark": "benchmark", "compliance_audit": "audit", "explore": "explore"}
 FINISHED = ("succeeded", "failed", "cancelled")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "dict": (dict,)}
+INTERRUPTED = "interrupted by a server restart: the process running it stopped before it finished"
+PROGRESS_INTERVAL = 0.5  # seconds between two progress writes to the store (the last one is always written)
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+log = logging.getLogger("bizra.runner")
 
 
 class RunFailed(BizraError):
@@ -79,70 +82,6 @@ def resolve_notebook(notebook: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) 
         return path.resolve()
     raise InvalidInput(f"unknown notebook {str(notebook)!r}; known: {', '.join(known)} (or a path to an .ipynb)",
                        field="notebook")
-
-
-def declared_parameters(path: Path) -> dict[str, dict]:
-    """The parameters a notebook declares in its ``parameters`` cell: name → type, default, help.
-
-    papermill infers a type only from an annotation; without one, the type of the
-    default's literal is the declared type (``rate = 500.0`` declares a float).
-    """
-    import ast
-
-    import papermill
-
-    declared = papermill.inspect_notebook(str(path))
-    for spec in declared.values():
-        if spec.get("inferred_type_name") in (None, "None"):
-            try:
-                value = ast.literal_eval(spec.get("default") or "None")
-            except (ValueError, SyntaxError):
-                value = None
-            spec["inferred_type_name"] = "any" if value is None else type(value).__name__
-    return declared
-
-
-def describe_parameters(declared: dict[str, dict]) -> str:
-    return ", ".join(f"{n} ({p['inferred_type_name']})" for n, p in declared.items()) or "none"
-
-
-def check_parameters(path: Path, parameters: dict[str, Any]) -> dict[str, Any]:
-    """Parameters after validation; names the notebook does not declare are rejected, never injected.
-
-    Papermill writes parameter *names* into code verbatim, so a name must be a
-    declared identifier; values must be JSON values of the declared type.
-    """
-    if not isinstance(parameters, dict):
-        raise InvalidInput("parameters must be an object of name: value", field="parameters")
-    declared = declared_parameters(path)
-    allowed = describe_parameters(declared)
-    checked: dict[str, Any] = {}
-    for name, value in parameters.items():
-        if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name) or name not in declared:
-            raise InvalidInput(f"unknown parameter {str(name)[:60]!r} for {path.stem}; allowed: {allowed}",
-                               field="parameters")
-        try:
-            value = json.loads(json.dumps(value))
-        except (TypeError, ValueError):
-            raise InvalidInput(f"parameter {name!r} must be a JSON value", field=name) from None
-        expected = declared[name]["inferred_type_name"]
-        types = _TYPES.get(expected.split("[")[0].strip().lower())
-        if types and value is not None and not (isinstance(value, types) and not (
-                isinstance(value, bool) and bool not in types)):
-            raise InvalidInput(f"parameter {name!r} must be of type {expected}, got {type(value).__name__} "
-                               f"{json.dumps(value)[:60]}; allowed: {allowed}", field=name)
-        checked[name] = value
-    return checked
-
-
-def coerce_cli_value(raw: str, expected: str) -> Any:
-    """A ``-p name value`` string as the declared type (JSON when it parses, else the text)."""
-    if expected == "str":
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
 
 
 class LocalExecutor:
@@ -199,18 +138,60 @@ class Runner:
     # -- lifecycle ---------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """Mark runs left running by a process that died as failed (call at start)."""
-        ids = self.store.fail_unfinished_runs("interrupted: the process running it stopped before it finished")
-        for _ in ids:
+        """Fail the runs a process that died left queued or running (call at start, before any run).
+
+        Each gets a failure report (its banner says it was interrupted by a server restart, with its
+        parameters), its links resolve, the index is rewritten, and what they left (``.*.partial``,
+        stale ``.*.tmp``) is removed.
+        """
+        ids = self.store.fail_unfinished_runs(INTERRUPTED)
+        folders: list[Path] = []
+        for run_id in ids:
             if self.keeper:
                 self.keeper.record_violation("run_failed", "interrupted run")
+            run = self.store.get_run(run_id)
+            if not run.get("folder"):
+                continue
+            folders.append(Path(run["folder"]))
+            _stop_orphan_workers(Path(run["folder"]) / ".run.ipynb.partial")
+            try:
+                progress = run.get("progress")
+                where = f"after {progress['cell']} of {progress['cells']} cells" if progress else None
+                summary, _ = self._write_reports(run, "failed", {"type": "Interrupted", "message": INTERRUPTED,
+                                                                 "where": where},
+                                                 Path(run["folder"]) / ".run.ipynb.partial")
+                if summary:
+                    self.store.update_run(run_id, summary=summary)
+            except Exception as exc:  # noqa: BLE001 - one broken folder must not stop the server's start
+                log.warning("could not write the failure report of interrupted run %s: %s", run_id, exc)
+        self._sweep_leftovers(folders)
+        if ids:
+            try:
+                self.write_index()
+            except OSError as exc:
+                log.warning("could not rewrite the reports index: %s", exc)
         return ids
 
+    def _sweep_leftovers(self, interrupted: list[Path], *, tmp_age: float = 3600.0) -> None:
+        """Remove what interrupted runs left: their ``.*.partial`` files, and ``.*.tmp`` files of any folder
+        older than ``tmp_age`` seconds (a write in progress elsewhere, e.g. a CLI run on the same folder,
+        holds its temporary file for a moment only)."""
+        for folder in interrupted:
+            for stray in folder.glob(".*.partial"):
+                stray.unlink(missing_ok=True)
+        cutoff = time.time() - tmp_age
+        for stray in self.reports_dir.rglob(".*.tmp"):
+            try:
+                if stray.stat().st_mtime < cutoff or stray.parent in interrupted:
+                    stray.unlink(missing_ok=True)
+            except OSError:
+                pass
+
     def create(self, notebook: str | Path, parameters: dict | None = None, *, trigger: str = "api",
-               incident_id: int | None = None, kind: str | None = None) -> dict:
-        """Validate and record a queued run (nothing executes yet)."""
+               incident_id: int | None = None, kind: str | None = None, confine: dict | None = None) -> dict:
+        """Validate and record a queued run (nothing executes yet); ``confine``: see :func:`check_parameters`."""
         path = resolve_notebook(notebook, self.notebooks_dir)
-        checked = check_parameters(path, parameters or {})
+        checked = check_parameters(path, parameters or {}, confine=confine)
         run_id = uuid.uuid4().hex[:10]
         kind = kind or KINDS.get(path.stem, "other")
         folder = self.reports_dir / kind / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{run_id}"
@@ -231,10 +212,15 @@ class Runner:
         return run
 
     def cancel(self, run_id: str) -> dict:
-        run = self.store.get_run(run_id)
-        if run["status"] in FINISHED:
-            raise Conflict(f"run {run_id} already {run['status']}", field="id")
+        """Stop a queued or running run; it ends ``cancelled`` (or ``failed`` when its report cannot be written).
+
+        A run whose worker already ended but whose report is being written is still cancelled: the
+        finishing step reads the flag under the same lock as it records the outcome.
+        """
         with self._lock:
+            run = self.store.get_run(run_id)
+            if run["status"] in FINISHED:
+                raise Conflict(f"run {run_id} already {run['status']}", field="id")
             self._cancelled.add(run_id)
             proc = self._procs.get(run_id)
         if proc is not None:
@@ -247,10 +233,25 @@ class Runner:
     # -- execution ---------------------------------------------------------------------
 
     def execute(self, run_id: str) -> dict:
-        """Run the worker process for a queued run and write its reports; returns the finished run."""
+        """Run the worker process for a queued run and write its reports; returns the finished run.
+
+        Whatever raises on the way (the folder, the worker's start, the report), the run ends
+        ``failed`` with the error, scored as ``run_failed``, logged; never left ``running``.
+        """
         run = self.store.get_run(run_id)
         if run["status"] != "queued":
             return run
+        try:
+            return self._execute(run)
+        except Exception as exc:  # noqa: BLE001 - every failure ends the run, see _fail
+            return self._fail(run, exc, during="running it")
+        finally:
+            with self._lock:
+                self._procs.pop(run_id, None)
+                self._cancelled.discard(run_id)
+
+    def _execute(self, run: dict) -> dict:
+        run_id = run["id"]
         folder = Path(run["folder"])
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / ".run.ipynb.partial"
@@ -260,9 +261,9 @@ class Runner:
         cmd = [sys.executable, "-m", "bizra_nb.notebook_exec", "--input", run["notebook"], "--output", str(partial),
                "--parameters", json.dumps(run["parameters"]), "--kernel", self.kernel,
                "--cell-timeout", str(self.cell_timeout), "--cwd", os.getcwd()]
-        env = {**os.environ, "BIZRA_REPORT": "1", "BIZRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
-        with open(folder / "run.log", "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+        env = {**worker_environment(os.environ), "BIZRA_REPORT": "1", "BIZRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+        with open(folder / "run.log", "w", encoding="utf-8") as worker_log:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=worker_log, text=True, env=env,
                                     start_new_session=True)
             with self._lock:
                 self._procs[run_id] = proc
@@ -277,6 +278,7 @@ class Runner:
 
             timer = threading.Timer(self.run_timeout, on_timeout)
             timer.start()
+            progress_writer = _ProgressWriter(lambda p: self._store_progress(run_id, p), PROGRESS_INTERVAL)
             try:
                 for line in proc.stdout:
                     event = _parse(line)
@@ -284,11 +286,16 @@ class Runner:
                         progress = {"cell": event["cell"], "cells": event["cells"]}
                         self._event({**run, "status": "running", "progress": progress})
                         run["progress"] = progress
+                        progress_writer.update(progress)  # the final one: with the outcome, in _finish
                     elif event.get("event") == "error":
                         error = event
                 code = proc.wait()
+            except BaseException:
+                _stop(proc)
+                raise
             finally:
                 timer.cancel()
+                progress_writer.close()
                 with self._lock:
                     self._procs.pop(run_id, None)
         cancelled = run_id in self._cancelled
@@ -301,37 +308,83 @@ class Runner:
         elif code != 0 and error is None:
             error = {"type": "WorkerDied", "message": f"the worker process ended with code {code}"}
         status = "succeeded" if code == 0 and not cancelled else ("cancelled" if cancelled else "failed")
-        with self._lock:
-            self._cancelled.discard(run_id)
         return self._finish(run, status, error, partial)
 
+    def _store_progress(self, run_id: str, progress: dict) -> None:
+        try:
+            self.store.update_run(run_id, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - progress is a courtesy: a busy store must not fail the run
+            log.debug("run %s: progress not stored: %s", run_id, exc)
+
     def _finish(self, run: dict, status: str, error: dict | None, partial: Path) -> dict:
+        """Write the reports and record the outcome; any failure here ends the run failed (:meth:`_fail`)."""
+        try:
+            summary, message = self._write_reports(run, status, error, partial)
+            with self._lock:  # cancel() reads the status under this lock: a cancel is honoured or refused
+                if status == "succeeded" and run["id"] in self._cancelled:
+                    status, message = "cancelled", "Cancelled: the run was cancelled while its report was written"
+                    self._write_summary(run, status, {"type": "Cancelled", "message": message}, summary)
+                run = self.store.update_run(run["id"], status=status, finished_at=time.time(), summary=summary,
+                                            error=message, progress=run.get("progress"))
+        except Exception as exc:  # noqa: BLE001 - read-only or full disk, a template error, a store error
+            return self._fail(run, exc, during="writing its report", error=error)
+        if self.keeper is not None:
+            self.keeper.record("run_failed" if status == "failed" else None, message or "")
+        try:
+            self.write_index()
+        except Exception as exc:  # noqa: BLE001 - the run's own report exists; the index is rewritten next time
+            log.warning("run %s: could not rewrite the reports index: %s", run["id"], exc)
+        self._event(run)
+        return run
+
+    def _fail(self, run: dict, exc: BaseException, *, during: str, error: dict | None = None) -> dict:
+        """End ``run`` failed because ``exc`` was raised ``during`` a step: stored, scored, logged, published."""
+        reason = f"{type(exc).__name__} while {during}: {exc}"
+        if error is not None:
+            reason = f"{error.get('type')}: {error.get('message')}; then {reason}"
+        log.error("run %s failed: %s", run["id"], reason, exc_info=exc)
+        failed = {**run, "status": "failed", "finished_at": time.time(), "error": reason[:4000]}
+        try:
+            failed = self.store.update_run(run["id"], status="failed", finished_at=failed["finished_at"],
+                                           error=failed["error"])
+        except Exception as store_exc:  # noqa: BLE001 - the next start fails it (recover)
+            log.error("run %s: its failure could not be stored either (%s)", run["id"], store_exc)
+        if self.keeper is not None:
+            self.keeper.record("run_failed", reason)
+        try:
+            self.write_index()
+        except Exception as index_exc:  # noqa: BLE001
+            log.warning("run %s: could not rewrite the reports index: %s", run["id"], index_exc)
+        self._event(failed)
+        return failed
+
+    def _write_reports(self, run: dict, status: str, error: dict | None, partial: Path) -> tuple[dict, str | None]:
+        """run.ipynb, report.html (a banner first when it failed) and summary.json; returns (summary, error text)."""
         import nbformat  # heavy (jsonschema): loaded by the first finished run, not by the server's start
 
         folder = Path(run["folder"])
         path = Path(run["notebook"])
-        nb = nbformat.read(partial, as_version=4) if partial.exists() else nbformat.read(path, as_version=4)
+        nb = _read_notebook(partial, path)
         summary = extract_summary(nb)
         message = None
         if error is not None:
             error = {**error, "run_id": run["id"]}
-            where = f" in cell {error['cell']} ({error.get('source', '')})" if error.get("cell") else ""
+            source = f" ({error['source']})" if error.get("source") else ""
+            where = f" in cell {error['cell']}{source}" if error.get("cell") else ""
             message = f"{error.get('type')}: {error.get('message')}{where}"
             nb.cells.insert(0, failure_cell(notebook=path.stem, error=error, parameters=run["parameters"]))
         write_atomic(folder / "run.ipynb", nbformat.writes(nb))
         partial.unlink(missing_ok=True)
         title = f"{path.stem} {run['id']}" + (" (FAILED)" if status != "succeeded" else "")
         write_atomic(folder / "report.html", export_html(nb, title=title))
-        write_atomic(folder / "summary.json", json.dumps({
-            "run_id": run["id"], "notebook": path.stem, "kind": run["kind"], "status": status,
+        self._write_summary(run, status, error, summary)
+        return summary, message
+
+    @staticmethod
+    def _write_summary(run: dict, status: str, error: dict | None, summary: dict) -> None:
+        write_atomic(Path(run["folder"]) / "summary.json", json.dumps({
+            "run_id": run["id"], "notebook": Path(run["notebook"]).stem, "kind": run["kind"], "status": status,
             "parameters": run["parameters"], "error": error, "summary": summary}, indent=2, default=str))
-        run = self.store.update_run(run["id"], status=status, finished_at=time.time(), summary=summary,
-                                    error=message)
-        if self.keeper is not None:
-            self.keeper.record("run_failed" if status == "failed" else None, message or "")
-        self.write_index()
-        self._event(run)
-        return run
 
     def write_index(self) -> Path:
         return write_index(self.store.list_runs(limit=1000), self.reports_dir)
@@ -349,7 +402,7 @@ class Runner:
         for run_id in list(self._procs):
             try:
                 self.cancel(run_id)
-            except Conflict:
+            except BizraError:
                 pass  # it finished meanwhile
         self.executor.shutdown(wait=True)
 
@@ -362,6 +415,100 @@ def report_links(run: dict, base: str = "/reports") -> dict:
     parts = Path(folder).parts[-2:]
     prefix = f"{base}/{'/'.join(parts)}"
     return {"html": f"{prefix}/report.html", "notebook": f"{prefix}/run.ipynb", "summary": f"{prefix}/summary.json"}
+
+
+def worker_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The environment of a notebook worker (and so of its kernel): ``environ`` without secrets.
+
+    A variable is a secret when its upper-cased name contains one of :data:`SECRET_WORDS`
+    (TOKEN, SECRET, PASSWORD, PASSWD, KEY, CREDENTIAL): ``BIZRA_API_TOKEN``, ``AWS_SECRET_ACCESS_KEY``,
+    ``PGPASSWORD``... A notebook that needs a credential reads it from a file it is given.
+    """
+    return {k: v for k, v in environ.items() if not any(word in k.upper() for word in SECRET_WORDS)}
+
+
+def _read_notebook(partial: Path, source: Path):
+    """The executed notebook from the worker's partial file; else the source notebook; else an empty one.
+
+    A partial cut short by a crash does not parse: the report then shows the notebook as written.
+    """
+    import nbformat
+
+    for path in (partial, source):
+        try:
+            return nbformat.read(path, as_version=4)
+        except (OSError, ValueError, nbformat.reader.NotJSONError):
+            continue
+    return nbformat.v4.new_notebook()
+
+
+class _ProgressWriter:
+    """Stores a run's progress at most once per ``interval`` seconds, the latest one at most ``interval`` late.
+
+    After :meth:`close` returns nothing more is written, so a late write can never
+    overwrite the final progress that the run's outcome stores.
+    """
+
+    def __init__(self, write: Callable[[dict], None], interval: float) -> None:
+        self.write = write
+        self.interval = interval
+        self.latest: dict | None = None
+        self.written_at = float("-inf")
+        self.timer: threading.Timer | None = None
+        self.closed = False
+        self.lock = threading.Lock()
+        self.writing = threading.Lock()  # held for a whole write; close() waits for one under way
+
+    def update(self, progress: dict) -> None:
+        with self.lock:
+            self.latest = progress
+            if self.timer is None and not self.closed:
+                delay = max(0.0, self.written_at + self.interval - time.monotonic())
+                self.timer = threading.Timer(delay, self._flush)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _flush(self) -> None:
+        with self.writing:
+            with self.lock:
+                if self.closed:
+                    return
+                progress, self.timer, self.written_at = self.latest, None, time.monotonic()
+            self.write(progress)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        with self.writing:
+            pass  # a write that had started is finished
+
+
+def _stop_orphan_workers(partial: Path) -> None:
+    """SIGKILL the process group of a worker that outlived its server (it writes ``partial``; Linux /proc only).
+
+    A worker runs in a session of its own, so a server killed with -9 leaves it running; it
+    would write into a folder whose run is already failed, and keep its kernel alive.
+    """
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return
+    needle = str(partial).encode()
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"bizra_nb.notebook_exec" in argv and needle in argv:
+            try:
+                os.killpg(int(entry.name), signal.SIGKILL)
+                log.warning("stopped worker %s of an interrupted run (it outlived its server)", entry.name)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def _parse(line: str) -> dict:

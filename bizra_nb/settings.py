@@ -61,9 +61,14 @@ class Settings:
     controller_interval: float = _setting(5.0, "controller cycle interval, seconds", _positive)
     heartbeat_interval: float = _setting(30.0, "WebSocket heartbeat message and ping interval, seconds", _positive)
     api_token: str = _setting("", "bearer token for state-changing endpoints; empty: generated at first start and kept in the data dir")
-    ws_origins: tuple = _setting((), "comma-separated extra Origins allowed on the WebSocket ('*': any); same-host and non-browser clients are always allowed")
+    ws_origins: tuple = _setting((), "comma-separated extra Origins allowed on the WebSocket ('*': any); the server's own pages and non-browser clients are always allowed")
     ws_require_token: bool = _setting(False, "demand the API token on the WebSocket (bearer header or ?token=)")
     ws_max_buffer: int = _setting(1 << 20, "bytes a WebSocket client may leave unread before it is dropped as too slow", _positive)
+    allowed_hosts: tuple = _setting((), "comma-separated host names the server answers to besides localhost, --host and IP addresses "
+                                         "(a request with another Host header is refused: DNS rebinding); behind a reverse proxy, "
+                                         "its public name (or have the proxy check Host and give '*': any)")
+    idle_timeout: float = _setting(60.0, "seconds a client may take to send a request's headers, or stay idle between requests, before it is disconnected", _positive)
+    body_timeout: float = _setting(30.0, "seconds a client may take to send a request body before it is disconnected", _positive)
     prometheus_url: str = _setting("", "Prometheus (or compatible) HTTP API base URL; empty: no metric backend")
     dataset: str = _setting("", "metrics dataset file (CSV/Parquet) used for diagnoses when no Prometheus URL is set")
     diagnosis_lookback: float = _setting(3600.0, "seconds of metrics before an incident's start that a diagnosis reads", _positive)
@@ -74,6 +79,7 @@ class Settings:
     run_timeout: float = _setting(3600.0, "seconds a whole notebook run may take before it is stopped", _positive)
     diagnose_with_notebook: bool = _setting(True, "an incident opened by an alert also runs incident_diagnosis.ipynb")
     audit_source: str = _setting("", "platform metrics for scheduled audits: dataset file or Prometheus URL (default: --prometheus-url)")
+    run_allowed_urls: tuple = _setting((), "comma-separated URLs that POST /runs may pass to a notebook's URL parameters, besides --prometheus-url, --dataset and --audit-source (paths: files inside --data-dir only)")
     audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), UTC; empty: off", _cron)
     benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, UTC; empty: off", _cron)
     schedule_grace: float = _setting(300.0, "seconds after its time a scheduled run may still start before it counts as missed", _positive)

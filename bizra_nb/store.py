@@ -1,7 +1,10 @@
 """The state store: SQLAlchemy Core over SQLite (WAL), portable to PostgreSQL; nothing else touches SQL.
 
 The schema evolves through :data:`MIGRATIONS`, applied in order at open; the
-version reached is kept in the ``meta`` table.
+version reached is kept in the ``meta`` table. Each migration is frozen: it
+holds its own DDL (tables as they were at that version), never today's table
+definitions, so a database at any version migrates to the same schema. A
+database newer than this code is refused (:class:`~bizra_nb.errors.Unavailable`).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from bizra_nb.errors import NotFound, Unavailable
+from bizra_nb.errors import Conflict, NotFound, Unavailable
 
 metadata = sa.MetaData()
 
@@ -69,6 +72,9 @@ incidents = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("diagnosis", sa.Text, nullable=True),  # the last diagnosis (ranked causes) as JSON
     sa.Column("report_url", sa.Text, nullable=True),
+    # = group_key while the incident is not resolved, NULL once resolved: unique (v4), so one active
+    # incident per alert group even under concurrent deliveries (NULLs never collide)
+    sa.Column("active_group_key", sa.Text, nullable=True),
 )
 
 
@@ -92,19 +98,90 @@ runs = sa.Table(
 )
 
 
+def _v0_meta(conn: sa.Connection) -> None:
+    """The ``meta`` table that records the schema version (frozen: it never changes)."""
+    frozen = sa.MetaData()
+    sa.Table("meta", frozen, sa.Column("key", sa.String(64), primary_key=True),
+             sa.Column("value", sa.Text, nullable=False))
+    frozen.create_all(conn)
+
+
 def _v1(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=[meta, violations])
+    """The violations log."""
+    frozen = sa.MetaData()
+    sa.Table("violations", frozen,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("ts", sa.Float, nullable=False, index=True),
+             sa.Column("kind", sa.String(32), nullable=False),
+             sa.Column("detail", sa.Text, nullable=False, default=""))
+    frozen.create_all(conn)
 
 
 def _v2(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=[cmdb_items, cmdb_relations, incidents])
+    """The CMDB (items, relations) and incidents."""
+    frozen = sa.MetaData()
+    sa.Table("cmdb_items", frozen,
+             sa.Column("id", sa.String(128), primary_key=True),
+             sa.Column("kind", sa.String(64), nullable=False),
+             sa.Column("doc", sa.Text, nullable=False))
+    sa.Table("cmdb_relations", frozen,
+             sa.Column("source", sa.String(128), primary_key=True),
+             sa.Column("target", sa.String(128), primary_key=True),
+             sa.Column("type", sa.String(32), primary_key=True),
+             sa.Column("doc", sa.Text, nullable=False))
+    sa.Table("incidents", frozen,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("title", sa.Text, nullable=False),
+             sa.Column("severity", sa.String(2), nullable=False),
+             sa.Column("status", sa.String(16), nullable=False, index=True),
+             sa.Column("service", sa.String(128), nullable=True, index=True),
+             sa.Column("source", sa.String(32), nullable=False),
+             sa.Column("group_key", sa.Text, nullable=True, index=True),
+             sa.Column("doc", sa.Text, nullable=False),
+             sa.Column("opened_at", sa.Float, nullable=False, index=True),
+             sa.Column("acknowledged_at", sa.Float, nullable=True),
+             sa.Column("resolved_at", sa.Float, nullable=True),
+             sa.Column("updated_at", sa.Float, nullable=False),
+             sa.Column("diagnosis", sa.Text, nullable=True),
+             sa.Column("report_url", sa.Text, nullable=True))
+    frozen.create_all(conn)
 
 
 def _v3(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=[runs])
+    """Notebook runs."""
+    frozen = sa.MetaData()
+    sa.Table("runs", frozen,
+             sa.Column("id", sa.String(32), primary_key=True),
+             sa.Column("notebook", sa.Text, nullable=False),
+             sa.Column("kind", sa.String(32), nullable=False, index=True),
+             sa.Column("status", sa.String(16), nullable=False, index=True),
+             sa.Column("trigger", sa.String(32), nullable=False),
+             sa.Column("parameters", sa.Text, nullable=False),
+             sa.Column("created_at", sa.Float, nullable=False, index=True),
+             sa.Column("started_at", sa.Float, nullable=True),
+             sa.Column("finished_at", sa.Float, nullable=True),
+             sa.Column("progress", sa.Text, nullable=True),
+             sa.Column("folder", sa.Text, nullable=True),
+             sa.Column("error", sa.Text, nullable=True),
+             sa.Column("summary", sa.Text, nullable=True),
+             sa.Column("incident_id", sa.Integer, nullable=True))
+    frozen.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
+def _v4(conn: sa.Connection) -> None:
+    """One active incident per alert group: ``active_group_key`` (unique; NULL once resolved).
+
+    Groups that already have several active incidents (the race this closes) keep the newest active.
+    """
+    conn.execute(sa.text("ALTER TABLE incidents ADD COLUMN active_group_key TEXT"))
+    conn.execute(sa.text(
+        "UPDATE incidents SET active_group_key = group_key WHERE group_key IS NOT NULL AND status <> 'resolved' "
+        "AND id = (SELECT MAX(newer.id) FROM incidents newer "
+        "WHERE newer.group_key = incidents.group_key AND newer.status <> 'resolved')"))
+    conn.execute(sa.text("CREATE UNIQUE INDEX ux_incidents_active_group_key ON incidents (active_group_key)"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4]
 RUN_JSON_COLUMNS = ("parameters", "progress", "summary")
 INCIDENT_COLUMNS = ("title", "severity", "status", "service", "source", "group_key", "opened_at",
                     "acknowledged_at", "resolved_at", "updated_at", "report_url")
@@ -165,11 +242,21 @@ class Store:
         return int(row[0]) if row else 0
 
     def migrate(self) -> int:
-        """Apply the migrations not yet applied; returns the schema version reached."""
+        """Apply the migrations not yet applied; returns the schema version reached.
+
+        Raises
+        ------
+        Unavailable
+            The database is at a schema version newer than this code knows (written by a newer bizra-nb).
+        """
         with self.engine.begin() as conn:
-            metadata.create_all(conn, tables=[meta])
+            _v0_meta(conn)
             row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
             version = int(row[0]) if row else 0
+            if version > len(MIGRATIONS):
+                raise Unavailable(f"the database {self.engine.url.render_as_string(hide_password=True)} is at "
+                                  f"schema version {version}, this code knows up to {len(MIGRATIONS)}: "
+                                  "upgrade bizra-nb", field="data_dir")
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 migration(conn)
                 _put_meta(conn, "schema_version", str(number))
@@ -237,30 +324,72 @@ class Store:
 
     @_writes
     def create_incident(self, **fields: Any) -> dict:
-        now = time.time()
-        row = {c: fields.pop(c, None) for c in INCIDENT_COLUMNS}
-        row.update(status=row["status"] or "open", opened_at=row["opened_at"] or now, updated_at=now)
-        diagnosis = fields.pop("diagnosis", None)
+        """Insert an incident; a second active incident of one alert group is a :class:`Conflict`."""
+        row = _incident_row(fields)
         with self._write_lock, self.engine.begin() as conn:
-            new_id = conn.execute(incidents.insert().values(
-                **row, doc=_dumps(fields), diagnosis=_dumps(diagnosis) if diagnosis is not None else None,
-            )).inserted_primary_key[0]
+            try:
+                new_id = conn.execute(incidents.insert().values(**row)).inserted_primary_key[0]
+            except sa.exc.IntegrityError:
+                raise Conflict(f"alert group {row['group_key']!r} already has an active incident",
+                               field="group_key") from None
         return self.get_incident(new_id)
 
     @_writes
+    def open_or_change_group_incident(self, group_key: str, *, create: dict | None,
+                                      change: Callable[[dict], dict | None]) -> tuple[str, dict | None]:
+        """The one active incident of an alert group, opened or changed atomically (one transaction).
+
+        Parameters
+        ----------
+        group_key
+            The alert group; at most one incident with it is active (not resolved), enforced by a
+            unique index, so concurrent deliveries (threads or processes) cannot open two.
+        create
+            The incident's fields to insert when the group has no active incident; None: never insert.
+        change
+            ``change(active_incident)`` → the fields to update, or None to leave it as it is.
+
+        Returns
+        -------
+        (action, incident)
+            ``("opened", new)``, ``("changed", updated)``, ``("unchanged", active)``, or
+            ``("none", latest_of_group_or_None)`` when nothing is active and ``create`` is None.
+        """
+        with self._write_lock, self.engine.begin() as conn:
+            if create is not None:
+                insert = _insert_ignoring_conflict(conn, _incident_row({**create, "group_key": group_key}))
+                new_id = conn.execute(insert.returning(incidents.c.id)).scalar()
+                if new_id is not None:
+                    return "opened", _incident(conn.execute(sa.select(incidents).where(incidents.c.id == new_id)).first())
+            active = conn.execute(sa.select(incidents).where(incidents.c.active_group_key == group_key)).first()
+            if active is None:
+                latest = conn.execute(sa.select(incidents).where(incidents.c.group_key == group_key)
+                                      .order_by(incidents.c.id.desc()).limit(1)).first()
+                return "none", _incident(latest) if latest is not None else None
+            current = _incident(active)
+            fields = change(current)
+            if fields is None:
+                return "unchanged", current
+            values = _incident_changes(active, dict(fields))
+            conn.execute(incidents.update().where(incidents.c.id == active.id).values(**values))
+            return "changed", _incident(conn.execute(sa.select(incidents).where(incidents.c.id == active.id)).first())
+
+    @_writes
     def update_incident(self, incident_id: int, **fields: Any) -> dict:
-        """Change columns and merge the rest into the incident's document; returns the incident."""
+        """Change columns and merge the rest into the incident's document; returns the incident.
+
+        Reopening an incident of an alert group that has another active incident is a :class:`Conflict`.
+        """
         with self._write_lock, self.engine.begin() as conn:
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
             if row is None:
                 raise NotFound(f"no incident {incident_id}", field="id")
-            values = {c: fields.pop(c) for c in list(fields) if c in INCIDENT_COLUMNS}
-            if "diagnosis" in fields:
-                values["diagnosis"] = _dumps(fields.pop("diagnosis"))
-            if fields:
-                values["doc"] = _dumps({**json.loads(row.doc), **fields})
-            values.setdefault("updated_at", time.time())
-            conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+            values = _incident_changes(row, fields)
+            try:
+                conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+            except sa.exc.IntegrityError:
+                raise Conflict(f"alert group {row.group_key!r} has another active incident; resolve it first",
+                               field="status") from None
         return self.get_incident(incident_id)
 
     def get_incident(self, incident_id: int) -> dict:
@@ -340,6 +469,42 @@ class Store:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _incident_row(fields: dict) -> dict:
+    """The columns of a new incident from ``fields`` (the rest goes to its JSON document)."""
+    fields = dict(fields)
+    now = time.time()
+    row = {c: fields.pop(c, None) for c in INCIDENT_COLUMNS}
+    row.update(status=row["status"] or "open", opened_at=row["opened_at"] or now, updated_at=now)
+    row["active_group_key"] = row["group_key"] if row["status"] != "resolved" else None
+    diagnosis = fields.pop("diagnosis", None)
+    row.update(doc=_dumps(fields), diagnosis=_dumps(diagnosis) if diagnosis is not None else None)
+    return row
+
+
+def _incident_changes(row, fields: dict) -> dict:
+    """The column values that apply ``fields`` to the stored incident ``row``."""
+    fields = dict(fields)
+    values = {c: fields.pop(c) for c in list(fields) if c in INCIDENT_COLUMNS}
+    if "diagnosis" in fields:
+        values["diagnosis"] = _dumps(fields.pop("diagnosis"))
+    if fields:
+        values["doc"] = _dumps({**json.loads(row.doc), **fields})
+    if "status" in values:
+        values["active_group_key"] = None if values["status"] == "resolved" else values.get("group_key",
+                                                                                             row.group_key)
+    values.setdefault("updated_at", time.time())
+    return values
+
+
+def _insert_ignoring_conflict(conn: sa.Connection, row: dict):
+    """``INSERT … ON CONFLICT (active_group_key) DO NOTHING`` in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(incidents).values(**row).on_conflict_do_nothing(index_elements=["active_group_key"])
 
 
 def _incident(row) -> dict:

@@ -7,6 +7,7 @@ from server.incident_flow import incident_event
 
 
 class WebhookHandler(BaseHandler):
+    max_body_size = 2 << 20  # an Alertmanager group of thousands of alerts; more is a 413
     async def post(self) -> None:
         group = parse_alertmanager(self.json_body())
         outcome = await self.blocking(apply_alert_group, self.store, group)

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import tornado.web
 from tornado.httpserver import HTTPServer
@@ -23,7 +23,7 @@ from bizra_nb.runner import Runner
 from server import alerts, cmdb, health, live, metrics, openapi, page, rca, reports, runs
 from server.auth import load_or_create_token
 from server.background import Background
-from server.base import NotFoundHandler
+from server.base import MAX_BODY_SIZE, NotFoundHandler, UnknownHostHandler, host_allowed
 from server.controller import Controller
 from server.hub import Hub
 from server.incident_flow import IncidentFlow
@@ -57,6 +57,8 @@ class Services:
     runner: Runner = None  # type: ignore[assignment]
     scheduler: Scheduler = None  # type: ignore[assignment]
     base_url: str = ""
+    host_names: frozenset = frozenset()  # the Host header names the server answers to (see server_names)
+    public_origins: frozenset = frozenset()  # page origins allowed on the WebSocket; set once the ports are known
     access_log: AccessLog = field(default_factory=AccessLog)
     store_writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-store"))
 
@@ -73,8 +75,6 @@ class Services:
     def start(self) -> None:
         """Start the background loops (call on the running IOLoop)."""
         self.hub.bind_loop(asyncio.get_running_loop())
-        for run_id in self.runner.recover():
-            log.warning("run %s was interrupted by the last stop: marked failed", run_id)
         self.background.every(self.settings.controller_interval, self.controller.cycle, "controller")
         if self.scheduler.schedules:
             self.background.every(30.0, self.scheduler.step, "scheduler")
@@ -119,6 +119,7 @@ def make_services(settings: Settings) -> Services:
         token_generated=generated,
         cmdb=Cmdb.from_dict(store.load_cmdb()),
         workers=ThreadPoolExecutor(settings.workers, "bizra-worker"),
+        host_names=server_names(settings),
     )
     services.controller = Controller(services, interval=settings.controller_interval)
     services.incident_flow = IncidentFlow(services)
@@ -131,9 +132,36 @@ def make_services(settings: Settings) -> Services:
     return services
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
+
+
+def server_names(settings: Settings) -> frozenset[str]:
+    """The host names a request's Host header may carry: loopback, ``--host``, and ``--allowed-hosts``."""
+    names = set(LOOPBACK_NAMES) | {name.strip().lower().strip("[]") for name in settings.allowed_hosts}
+    if settings.host not in WILDCARD_ADDRESSES:
+        names.add(settings.host.lower().strip("[]"))
+    return frozenset(names)
+
+
+def public_origins(names: frozenset[str], ports: Iterable[int]) -> frozenset[str]:
+    """``http://<name>:<port>`` for each of the server's names and ports: the pages that may open the WebSocket."""
+    hosts = [f"[{name}]" if ":" in name else name for name in names if name != "*"]
+    return frozenset(f"http://{host}:{port}" for host in hosts for port in ports)
+
+
+class Api(tornado.web.Application):
+    """The application, answering only requests addressed to one of the server's names (no DNS rebinding)."""
+
+    def find_handler(self, request, **kwargs):
+        if not host_allowed(request.host, self.settings["services"].host_names):
+            return self.get_handler_delegate(request, UnknownHostHandler)
+        return super().find_handler(request, **kwargs)
+
+
 def _application(services: Services, routes: list[tuple[str, type]]) -> tornado.web.Application:
     names = {route[1]: route_template(route[0]) for route in routes}
-    return tornado.web.Application(
+    return Api(
         routes,
         services=services,
         default_handler_class=NotFoundHandler,
@@ -162,9 +190,16 @@ def make_ws_app(app: tornado.web.Application) -> tornado.web.Application:
 
 
 def listen(app: tornado.web.Application, port: int, host: str) -> tuple[HTTPServer, int]:
-    """Start an HTTP server for ``app``; returns it and the port actually bound (``port=0`` picks one)."""
+    """Start an HTTP server for ``app``; returns it and the port actually bound (``port=0`` picks one).
+
+    A client gets ``idle_timeout`` seconds to send a request's headers (or to send
+    the next one), ``body_timeout`` for its body. Handlers without a streamed body
+    (static files, the WebSocket upgrade) take at most ``MAX_BODY_SIZE`` bytes.
+    """
+    settings: Settings = app.settings["services"].settings
     sockets = bind_sockets(port, address=host)
-    server = HTTPServer(app)
+    server = HTTPServer(app, idle_connection_timeout=settings.idle_timeout, body_timeout=settings.body_timeout,
+                        max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)
     return server, sockets[0].getsockname()[1]
 
@@ -180,14 +215,18 @@ class Server:
         self.ports: dict[str, int] = {}
 
     async def start(self) -> dict[str, int]:
-        """Listen and start the loops (on the running IOLoop); returns the ports bound."""
+        """Recover interrupted runs, listen and start the loops (on the running IOLoop); returns the ports bound."""
         settings = self.settings
+        # before listening: no new run may start meanwhile; their failure reports are written off the IOLoop
+        for run_id in await asyncio.get_running_loop().run_in_executor(None, self.services.runner.recover):
+            log.warning("run %s was interrupted by the last stop: marked failed, with a failure report", run_id)
         server, self.ports["http"] = listen(self.app, settings.port, settings.host)
         self.http_servers.append(server)
         if settings.ws_port >= 0:
             server, self.ports["ws"] = listen(make_ws_app(self.app), settings.ws_port, settings.host)
             self.http_servers.append(server)
         self.services.base_url = f"http://{settings.host}:{self.ports['http']}"
+        self.services.public_origins = public_origins(self.services.host_names, self.ports.values())
         self.services.start()
         return self.ports
 

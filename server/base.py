@@ -1,17 +1,27 @@
-"""The base handler: JSON bodies and errors, bearer-token auth, access to the shared services."""
+"""The base handler: JSON bodies and errors, bearer-token auth, body limits, access to the shared services.
+
+Request bodies are streamed (``@stream_request_body``): ``prepare()`` runs as soon as
+the headers are in, checks the token and the declared size, and only then does the
+body arrive, into ``self.request.body``, up to the handler's ``max_body_size``.
+So an unauthenticated or oversized request is answered (401, 413) without the
+server buffering its body. Handlers read ``self.json_body()`` as before.
+"""
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
+import re
 from typing import Any, Callable
 
-from tornado.web import HTTPError, RequestHandler, StaticFileHandler
+from tornado.web import HTTPError, RequestHandler, StaticFileHandler, stream_request_body
 
 from bizra_nb.errors import BizraError, InvalidInput
 
 log = logging.getLogger("bizra.server")
+MAX_BODY_SIZE = 1 << 20  # a JSON request body; handlers that take more say so (CMDB import: 10 MiB)
 encode_json = json.JSONEncoder(ensure_ascii=False, default=str).encode  # UTF-8: "احسان" stays readable
 
 ERROR_CODES = {
@@ -59,10 +69,49 @@ def token_matches(given: str | None, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+HOST_HEADER = re.compile(r"^(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::\d{1,5})?$")
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header or netloc: ``[::1]:8080`` → ``::1``, ``Example.org:80`` → ``example.org``.
+
+    Anything that is not a plain name or address, with an optional port, gives ``""``.
+    """
+    match = HOST_HEADER.match(host.strip().lower())
+    return (match.group("ipv6") or match.group("name")) if match else ""
+
+
+def host_allowed(host: str, names: frozenset[str]) -> bool:
+    """Whether a request's Host header names this server (DNS rebinding defence).
+
+    IP addresses always pass: a page cannot make a browser send another
+    address than the one it connected to, so only names can be rebound.
+    ``names`` holding ``*`` lets every Host through.
+    """
+    name = host_name(host)
+    return "*" in names or (bool(name) and (name in names or is_ip_address(name)))
+
+
+@stream_request_body
 class BaseHandler(RequestHandler):
-    """Every API handler's base: state-changing verbs need the bearer token; errors are JSON."""
+    """Every API handler's base: state-changing verbs need the bearer token; errors are JSON.
+
+    ``max_body_size`` bounds the request body; a body declared larger is a 413
+    before any of it is read.
+    """
 
     STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+    max_body_size = MAX_BODY_SIZE
+    _refusal: ApiError | None = None
+    _closing = False  # answered before the body was read: the connection closes after the answer
 
     @property
     def services(self):
@@ -109,11 +158,60 @@ class BaseHandler(RequestHandler):
         return value
 
     def prepare(self) -> None:
+        """Runs once the headers are in, before the body: :meth:`check_request`, then get ready for the body.
+
+        A refused request with no body, or a small one, is answered once its body
+        is read into nothing: answering now would close the connection (Tornado
+        does when a response ends before its request), and with bytes unread the
+        close resets it, so the client would lose the answer. A refused request
+        with a body over ``max_body_size`` (or of unknown size) is answered now,
+        closing the connection without reading the body.
+        """
+        size = self.declared_body_size()
+        try:
+            self.check_request(size)
+        except ApiError as refusal:
+            unbounded = size is None and "Transfer-Encoding" in self.request.headers
+            if refusal.status_code == 413 or unbounded or (size or 0) > self.max_body_size:
+                self._closing = True
+                raise
+            self._refusal = refusal
+            setattr(self, self.request.method.lower(), self._refuse)
+        self.request.body = bytearray()
+        self.request.connection.set_max_body_size(self.max_body_size)  # past it (chunked), Tornado answers 400
+
+    def check_request(self, size: int | None) -> None:
+        """Refuse what needs no body to refuse: a method the route lacks, a missing token, a body too large."""
         method = self.request.method.lower()
         if getattr(type(self), method, None) is getattr(RequestHandler, method, None):
             raise ApiError(405, f"{self.request.method} is not allowed on {self.request.path}")
         if self.request.method in self.STATE_CHANGING:
             self.require_token()
+        if size is not None and size > self.max_body_size:
+            raise ApiError(413, f"the request body may be {self.max_body_size} bytes at most "
+                                f"({self.max_body_size / 2**20:g} MiB), got {size}")
+
+    def declared_body_size(self) -> int | None:
+        """The Content-Length, or None when the request does not say (no body, or a chunked one)."""
+        declared = self.request.headers.get("Content-Length")
+        if declared is None:
+            return None
+        try:
+            return int(declared)
+        except ValueError:
+            raise ApiError(400, "the Content-Length header must be a number of bytes") from None
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished or self._refusal is not None:
+            return  # refused: the body is dropped as it arrives
+        if len(self.request.body) + len(chunk) > self.max_body_size:
+            self.send_error(413, exc_info=(None, ApiError(
+                413, f"the request body may be {self.max_body_size} bytes at most"), None))
+            return
+        self.request.body += chunk
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise self._refusal
 
     def require_token(self) -> None:
         if not token_matches(bearer_token(self), self.services.api_token):
@@ -133,6 +231,8 @@ class BaseHandler(RequestHandler):
             return json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ApiError(400, "request body is nested too deeply") from None
 
     def json_object(self, *allowed: str) -> dict:
         """The body as a JSON object; with ``allowed`` field names, any other field is a 400 naming it."""
@@ -167,6 +267,10 @@ class BaseHandler(RequestHandler):
             code, message = ERROR_CODES.get(status_code, "error"), exc.log_message % exc.args
         else:
             code, message = ERROR_CODES.get(status_code, "error"), self._reason
+        if self._closing:
+            self.set_header("Connection", "close")
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="bizra"')
         send_json_error(self, status_code, message, code=code,
                         field=exc.field if isinstance(exc, BizraError) else None)
 
@@ -174,12 +278,27 @@ class BaseHandler(RequestHandler):
 class StaticFiles(StaticFileHandler):
     """Files served as they are; their errors are JSON like the API's."""
 
+    def parse_url_path(self, url_path: str) -> str:
+        if any(ch < " " or ch == "\x7f" for ch in url_path):  # NUL and other control characters name no file
+            raise HTTPError(400, "the path may not contain control characters")
+        return super().parse_url_path(url_path)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        send_json_error(self, status_code, "no such file" if status_code == 404 else self._reason)
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = exc.log_message if isinstance(exc, HTTPError) and exc.log_message and status_code == 400 else None
+        send_json_error(self, status_code, message or ("no such file" if status_code == 404 else self._reason))
+
+
+class UnknownHostHandler(BaseHandler):
+    """Answers a request whose Host header is not one of the server's names (see the allowed_hosts setting)."""
+
+    def check_request(self, size: int | None) -> None:
+        raise ApiError(400, f"this server does not answer to the host {host_name(self.request.host)!r}; "
+                            "add it to the allowed_hosts setting", code="unknown_host")
 
 
 class NotFoundHandler(BaseHandler):
     """Answers every path no route matches."""
 
-    def prepare(self) -> None:
+    def check_request(self, size: int | None) -> None:
         raise ApiError(404, f"no such endpoint: {self.request.path}")

@@ -6,6 +6,7 @@ import logging
 
 from pathlib import Path
 
+from bizra_nb.parameters import server_confinement
 from bizra_nb.reports import write_atomic
 from bizra_nb.runner import report_links
 from bizra_nb.errors import BizraError
@@ -16,7 +17,7 @@ log = logging.getLogger("bizra.incidents")
 def _plain(incident: dict) -> dict:
     """The incident fields a notebook needs, without the bulky diagnosis."""
     keep = ("id", "title", "severity", "status", "service", "opened_at", "acknowledged_at", "resolved_at",
-            "anomaly_start", "labels")
+            "anomaly_start", "labels", "annotations")
     return {k: incident.get(k) for k in keep if incident.get(k) is not None}
 
 
@@ -36,19 +37,25 @@ class IncidentFlow:
     def __init__(self, services) -> None:
         self.services = services
         self._source = None
+        self._source_cmdb = None  # the CMDB the Prometheus source was built with
         self._active: set[str] = set()
 
     def source(self):
-        """The configured metric source (pandas is imported here, at the first diagnosis, not at start)."""
+        """The configured metric source (pandas is imported here, at the first diagnosis, not at start).
+
+        A Prometheus source queries each service with its CMDB ``selectors``: it is rebuilt when
+        the CMDB changed (every CMDB write installs a new ``services.cmdb``), so a new selector
+        takes effect at the next diagnosis, without a restart.
+        """
         from bizra_nb.sources import open_source
 
         settings = self.services.settings
-        if self._source is None:
-            if settings.prometheus_url:
-                self._source = open_source(settings.prometheus_url, keeper=self.services.scorekeeper,
-                                           cmdb=self.services.cmdb)
-            elif settings.dataset:
-                self._source = open_source(settings.dataset, keeper=self.services.scorekeeper)
+        cmdb = self.services.cmdb
+        if settings.prometheus_url and (self._source is None or self._source_cmdb is not cmdb):
+            self._source = open_source(settings.prometheus_url, keeper=self.services.scorekeeper, cmdb=cmdb)
+            self._source_cmdb = cmdb
+        elif self._source is None and settings.dataset:
+            self._source = open_source(settings.dataset, keeper=self.services.scorekeeper)
         return self._source
 
 
@@ -77,12 +84,14 @@ class IncidentFlow:
         incident = await loop.run_in_executor(services.io_pool, store.get_incident, incident_id)
         try:
             doc = await loop.run_in_executor(services.workers, self.run_diagnosis, incident)
-        except BizraError as exc:
-            log.warning("diagnosis of incident %s not possible: %s", incident_id, exc.message)
-            services.scorekeeper.record_violation("validation_failed", f"diagnosis of incident {incident_id}: "
-                                                  f"{exc.message}")
+        except Exception as exc:  # noqa: BLE001 - whatever stops it, the incident's evidence says so
+            message = exc.message if isinstance(exc, BizraError) else f"the diagnosis failed: {type(exc).__name__}: {exc}"
+            log.warning("diagnosis of incident %s not possible: %s", incident_id, message,
+                        exc_info=None if isinstance(exc, BizraError) else exc)
+            services.scorekeeper.record_violation("validation_failed" if isinstance(exc, BizraError) else
+                                                  "silent_failure", f"diagnosis of incident {incident_id}: {message}")
             await loop.run_in_executor(services.io_pool, lambda: store.update_incident(
-                incident_id, diagnosis_error=exc.message))
+                incident_id, diagnosis_error=message))
             return None
         incident = await loop.run_in_executor(services.io_pool, lambda: store.update_incident(
             incident_id, diagnosis=doc, diagnosis_error=None))
@@ -106,7 +115,8 @@ class IncidentFlow:
         settings = self.services.settings
         return settings.prometheus_url or settings.dataset
 
-    async def start_notebook(self, incident_id: int) -> dict:
+    async def start_notebook(self, incident_id: int) -> dict | None:
+        """Queue the diagnosis notebook; when it cannot even be queued, ``report_error`` on the incident says why."""
         services = self.services
         loop = asyncio.get_running_loop()
 
@@ -115,13 +125,30 @@ class IncidentFlow:
             snapshot = Path(services.settings.data_dir) / "cmdb.snapshot.yaml"
             write_atomic(snapshot, services.cmdb.dumps("yaml"))
             params = {"incident_id": incident_id, "incident": _plain(incident), "source": self.source_location(),
-                      "cmdb": str(snapshot) if len(services.cmdb) else "",
+                      "cmdb": snapshot.name if len(services.cmdb) else "",  # confined: data dir relative
                       "symptom_service": incident.get("service") or "",
                       "lookback_minutes": services.settings.diagnosis_lookback / 60}
-            return services.runner.create("incident_diagnosis", params, trigger="incident", incident_id=incident_id)
+            run = services.runner.create("incident_diagnosis", params, trigger="incident", incident_id=incident_id,
+                                         confine=server_confinement(services.settings))
+            services.runner.submit(run)  # queued is submitted: nothing after this may leave it waiting
+            if incident.get("report_error"):  # an earlier attempt could not start; this one did
+                try:
+                    services.store.update_incident(incident_id, report_error=None)
+                except BizraError as exc:
+                    log.warning("incident %s: could not clear its report error: %s", incident_id, exc.message)
+            return run
 
-        run = await loop.run_in_executor(services.io_pool, create)
-        services.runner.submit(run)
+        try:
+            run = await loop.run_in_executor(services.io_pool, create)
+        except Exception as exc:  # noqa: BLE001 - a read-only or full data dir, a store error: shown on the incident
+            message = exc.message if isinstance(exc, BizraError) else f"{type(exc).__name__}: {exc}"
+            message = f"the diagnosis report could not be started: {message}"
+            log.warning("incident %s: %s", incident_id, message)
+            services.scorekeeper.record_violation("run_failed", f"incident {incident_id}: {message}")
+            incident = await loop.run_in_executor(services.io_pool, lambda: services.store.update_incident(
+                incident_id, report_error=message))
+            services.hub.publish("incident", incident_event(incident, "report"))
+            return None
         return run
 
     def _count(self, run: dict) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from server.base import ApiError, bearer_token, send_json_error, token_matches
+from server.base import ApiError, bearer_token, host_name, is_ip_address, send_json_error, token_matches
 from server.hub import MESSAGE_TYPES
 
 log = logging.getLogger("bizra.live")
@@ -34,11 +34,19 @@ class LiveUpdatesHandler(WebSocketHandler):
         send_json_error(self, status_code, getattr(exc, "message", None) or self._reason)
 
     def check_origin(self, origin: str) -> bool:
-        allowed = self.services.settings.ws_origins
-        if "*" in allowed or origin in allowed:
+        """A browser page may connect when it is one of the server's own (its names and ports) or a --ws-origins one.
+
+        The Host header is not trusted for this: under DNS rebinding it carries the
+        attacker's name, the same as the Origin. A page served from an IP address
+        (which cannot be rebound) may connect to that same address.
+        """
+        origin = origin.lower()
+        allowed = {o.lower().rstrip("/") for o in self.services.settings.ws_origins}
+        if "*" in allowed or origin in allowed or origin in self.services.public_origins:
             return True
         parsed = urlparse(origin)
-        return parsed.netloc.lower() == self.request.headers.get("Host", "").lower()
+        return (parsed.scheme in ("http", "https") and is_ip_address(host_name(parsed.netloc))
+                and parsed.netloc == self.request.host.lower())
 
     def open(self) -> None:
         self.set_nodelay(True)
@@ -52,7 +60,7 @@ class LiveUpdatesHandler(WebSocketHandler):
             types = request["subscribe"]
             if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             self._reply_error('expected {"subscribe": [type, ...]}')
             return
         unknown = sorted(set(types) - set(MESSAGE_TYPES))

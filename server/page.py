@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from server.base import BaseHandler, StaticFiles
+from server.base import BaseHandler, StaticFiles, host_name
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data"
@@ -17,9 +17,14 @@ class PageHandler(BaseHandler):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("Content-Security-Policy",
-                        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                        f"default-src 'self'; connect-src {self.connect_sources()}; img-src 'self' data:; "
                         "style-src 'self' 'unsafe-inline'; script-src 'self'")
         self.finish((STATIC / "index.html").read_bytes())
+
+    def connect_sources(self) -> str:
+        """This page's own origin and its live stream, nothing else (the Host header was checked already)."""
+        host = self.request.host.lower()
+        return f"'self' ws://{host} wss://{host}" if host_name(host) else "'self'"
 
 
 handlers = [

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from bizra_nb.errors import InvalidInput
 from bizra_nb.incidents import SEVERITIES, STATUSES, change_status, durations, severity_from_signals
@@ -74,12 +73,19 @@ class IncidentHandler(BaseHandler):
 
 
 class EvidenceHandler(BaseHandler):
+    """The incident's diagnosis: ``pending``, ``ready``, or ``failed`` with why (the quick diagnosis, or the
+    diagnosis report that could not be started); ``report`` says how the report is doing."""
+
     async def get(self, incident_id: str) -> None:
         incident = await self.blocking(self.store.get_incident, _incident_id(incident_id))
         diagnosis = incident.get("diagnosis")
-        self.write_json({"incident_id": incident["id"], "status": "ready" if diagnosis else
-                         ("failed" if incident.get("diagnosis_error") else "pending"),
-                         "error": incident.get("diagnosis_error"), "diagnosis": diagnosis})
+        errors = [e for e in (incident.get("diagnosis_error"), incident.get("report_error")) if e]
+        status = "failed" if errors else ("ready" if diagnosis else "pending")
+        report = {"status": "failed" if incident.get("report_error") else ("ready" if incident.get("report_url")
+                                                                           else "none"),
+                  "error": incident.get("report_error"), "url": incident.get("report_url")}
+        self.write_json({"incident_id": incident["id"], "status": status, "error": "; ".join(errors) or None,
+                         "diagnosis": diagnosis, "report": report})
 
 
 class IncidentDiagnoseHandler(BaseHandler):
@@ -118,14 +124,10 @@ class DiagnoseHandler(BaseHandler):
 
     def _dataset_in_data_dir(self, name) -> object:
         """A dataset file named relative to the data dir; nothing outside it is readable through the API."""
-        if not isinstance(name, str):
-            raise InvalidInput("dataset must be a file name inside the server's data dir", field="dataset")
-        root = Path(self.services.settings.data_dir).resolve()
-        path = (root / name).resolve()
-        if root not in path.parents:
-            raise InvalidInput("dataset must be a file inside the server's data dir", field="dataset")
+        from bizra_nb.parameters import confine_path
         from bizra_nb.sources import open_source
 
+        path = confine_path(name, data_dir=self.services.settings.data_dir, name="dataset")
         return open_source(path, keeper=self.scorekeeper)
 
 

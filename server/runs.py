@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bizra_nb.errors import InvalidInput
+from bizra_nb.parameters import server_confinement
 from bizra_nb.runner import report_links
 from server.base import BaseHandler
 
@@ -35,7 +36,9 @@ class RunsHandler(BaseHandler):
             raise InvalidInput("notebook must be the name of a notebook of the server, e.g. incident_diagnosis",
                                field="notebook")
         runner = self.services.runner
-        run = await self.blocking(runner.create, notebook, body.get("parameters") or {}, trigger="api")
+        confine = server_confinement(self.services.settings, also=[self.services.base_url])  # it may bench itself
+        run = await self.blocking(runner.create, notebook, body.get("parameters") or {}, trigger="api",
+                                  confine=confine)
         runner.submit(run)
         self.set_header("Location", f"/runs/{run['id']}")
         self.write_json(run_json(run), status=201)
@@ -53,13 +56,15 @@ class CancelHandler(BaseHandler):
 
 
 class NotebooksHandler(BaseHandler):
-    """The notebooks a run may name, with their declared parameters."""
+    """The notebooks a run may name, with their declared parameters (``kind``: path, url, path|url or null)."""
 
     async def get(self) -> None:
-        from bizra_nb.runner import available_notebooks, declared_parameters
+        from bizra_nb.parameters import declared_parameters
+        from bizra_nb.runner import available_notebooks
 
         def describe() -> dict:
-            return {name: {p: {"type": d["inferred_type_name"], "default": d["default"], "help": d["help"]}
+            return {name: {p: {"type": d["inferred_type_name"], "default": d["default"], "help": d["help"],
+                               "kind": d["kind"]}
                            for p, d in declared_parameters(path).items()}
                     for name, path in available_notebooks(self.services.runner.notebooks_dir).items()}
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from bizra_nb.parameters import server_confinement
 from bizra_nb.schedule import Cron, parse_cron, previous_month_of
 
 log = logging.getLogger("bizra.scheduler")
@@ -22,10 +23,12 @@ class Schedule:
 class Scheduler:
     """Starts each schedule's run once per due time; remembers the last one in the store."""
 
-    def __init__(self, services, schedules: list[Schedule], *, grace: float) -> None:
+    def __init__(self, services, schedules: list[Schedule], *, grace: float,
+                 base_url: Callable[[], str] = lambda: "") -> None:
         self.services = services
         self.schedules = schedules
         self.grace = grace
+        self.base_url = base_url  # the server's own URL: a benchmark's target, allowed by the confinement
 
     @classmethod
     def from_settings(cls, services, base_url: Callable[[], str]) -> "Scheduler":
@@ -36,14 +39,14 @@ class Scheduler:
             if audit_source:
                 schedules.append(Schedule("audit", parse_cron(settings.audit_schedule), "compliance_audit",
                                           lambda due: {"month": previous_month_of(due), "source": audit_source,
-                                                       "data_dir": str(settings.data_dir)}))
+                                                       "data_dir": "."}))  # confined: the data dir itself
             else:
                 log.info("the audit schedule is set but no audit source (--audit-source or --prometheus-url): "
                             "scheduled audits are off")
         if settings.benchmark_schedule:
             schedules.append(Schedule("benchmark", parse_cron(settings.benchmark_schedule), "benchmark",
                                       lambda due: {"target_url": base_url(), "duration": 10.0}))
-        return cls(services, schedules, grace=settings.schedule_grace)
+        return cls(services, schedules, grace=settings.schedule_grace, base_url=base_url)
 
     def key(self, schedule: Schedule) -> str:
         return f"schedule:{schedule.name}:last"
@@ -72,7 +75,8 @@ class Scheduler:
             else:
                 keeper.record()
             store.put_meta(self.key(schedule), due.isoformat())
-            run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}")
+            run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}",
+                                confine=server_confinement(self.services.settings, also=[self.base_url()]))
             runner.submit(run)
             started.append(run)
         return started

@@ -83,3 +83,41 @@ def test_demo_fleet_cmdb_is_valid_and_acyclic():
     assert len([i for i in cmdb.items.values() if i["kind"] != "host"]) >= 12
     assert cmdb.find_cycle() is None
     assert {"database", "cache", "queue", "service", "host"} <= {i["kind"] for i in cmdb.items.values()}
+
+
+def test_a_cycle_unreachable_from_the_first_item_is_found():
+    """Cycle detection must search from every item, not only from the first one."""
+    doc = {"items": [{"id": i, "kind": "service"} for i in ("first", "lonely", "x", "y", "z")],
+           "relations": [{"source": "first", "target": "lonely"},
+                         {"source": "x", "target": "y"}, {"source": "y", "target": "z"}, {"source": "z", "target": "x"}]}
+    with pytest.raises(CmdbError) as info:
+        Cmdb.from_dict(doc)
+    assert "depends_on cycle" in info.value.message
+    assert {"x", "y", "z"} <= set(info.value.message.split("cycle: ")[1].split(" -> "))
+
+
+def layered(width: int, depth: int) -> Cmdb:
+    """``depth`` layers of ``width`` items, each depending on every item of the next layer: width**depth paths."""
+    layers = [[f"n{d}-{w}" for w in range(width)] for d in range(depth)]
+    items = [{"id": i, "kind": "service"} for layer in layers for i in layer] + [{"id": "aside", "kind": "service"}]
+    relations = [{"source": a, "target": b} for upper, lower in zip(layers, layers[1:]) for a in upper for b in lower]
+    return Cmdb.from_dict({"items": items, "relations": relations})
+
+
+def test_paths_are_shortest_first_bounded_and_pruned():
+    cmdb = layered(3, 12)  # 3**11 paths from the top to the bottom
+    found = cmdb.paths("n0-0", "n11-0", limit=20)
+    assert len(found) == 20 and all(len(p) == 12 and p[0] == "n0-0" and p[-1] == "n11-0" for p in found)
+    assert len({tuple(p) for p in found}) == 20
+    assert cmdb.paths("n0-0", "aside") == []  # unreachable: answered without walking the 3**11 paths
+    shortcut = Cmdb.from_dict({"items": [{"id": i, "kind": "s"} for i in "abcd"],
+                               "relations": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"},
+                                             {"source": "c", "target": "d"}, {"source": "a", "target": "d"}]})
+    assert shortcut.paths("a", "d") == [["a", "d"], ["a", "b", "c", "d"]]
+
+
+def test_merging_a_large_cmdb_into_itself_changes_nothing():
+    cmdb = layered(100, 20)  # 2,000 items, 190,000 relations: quadratic duplicate checks would take minutes
+    merged = cmdb.merged(cmdb.to_dict())
+    assert len(merged.items) == 2001 and len(merged.relations) == len(cmdb.relations)
+    assert merged.hosts_of("n0-0") == [] and merged.dependents("n1-0") == [f"n0-{w}" for w in range(100)]

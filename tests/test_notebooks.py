@@ -1,9 +1,6 @@
 """The real notebooks, executed by real papermill with small parameters; a report rendered in Chromium."""
 from __future__ import annotations
 
-import json
-import re
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -67,11 +64,14 @@ def test_the_report_draws_its_figures_in_chromium_offline(runner, fleet):
 
 
 def test_benchmark_against_a_real_server(runner, server):
+    # latency targets are timing figures (benchmarks/ measures them); here generous ones, so the verdict is stable
+    generous = {"throughput_rps": 50, "p50_ms": 5000, "p95_ms": 5000, "p99_ms": 5000, "ws_latency_ms": 5000}
     run = runner.run("benchmark", {"target_url": server.url, "duration": 2.0, "rate": 200.0, "concurrency": 8,
-                                   "ws_clients": 2, "targets": {"throughput_rps": 100}})
+                                   "ws_clients": 2, "targets": generous})
     summary = run["summary"]
-    assert summary["requests"] == 400 and summary["error_rate"] == 0.0
-    assert summary["passed"] is True and summary["p99_ms"] < 100
+    assert summary["requests"] == 400 and summary["successes"] == 400 and summary["error_rate"] == 0.0
+    assert summary["offered_rps"] == 200.0 and 50 <= summary["throughput_rps"] <= 200.0
+    assert summary["passed"] is True
     html = (Path(run["folder"]) / "report.html").read_text()
     assert "open-loop" in html.lower() and html.count('class="plotly-graph-div"') == 2
 
@@ -89,9 +89,11 @@ def test_compliance_audit(runner, tmp_path):
                                           "data_dir": str(data)})
     summary = run["summary"]
     assert summary["month"] == "2026-09" and summary["incidents"] == 1 and summary["coverage"] == 1.0
-    assert summary["verdict"] in ("compliant", "not compliant")
+    # one 3x latency fault of 20-50 minutes: availability 99.937% (SLO 99.9%), score 99.9, p99 met 99.88%
+    assert summary["verdict"] == "compliant" and summary["reasons"] == [], summary["reasons"]
+    assert summary["availability"] < 0.9995 and summary["score"] < 100  # the fault is seen, within the SLO
     html = (Path(run["folder"]) / "report.html").read_text()
-    assert html.index("2026-09: ") < html.index("Score over the month")  # the verdict first
+    assert html.index("2026-09: COMPLIANT") < html.index("Score over the month")  # the verdict first
     assert "how computed" in html and "MTTA" in html
 
 

@@ -117,3 +117,35 @@ def test_accuracy_over_generated_cases(offset):
 def test_doctest_example():
     case = random_case(3)
     assert rank_root_causes(case.metrics, cmdb=case.cmdb).top(1) == [case.faults[0].service]
+
+
+def chain_case(caller_at: int, dependency_at: int):
+    """CMDB a → b → c (a calls b, b calls c); latency of the caller a jumps more than that of the dependency c."""
+    from bizra_nb.cmdb import Cmdb
+
+    index = pd.date_range("2026-10-01", periods=240, freq="15s", tz="UTC")
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({f"{s}_latency": 20 + rng.normal(0, 1, 240) for s in "abc"}, index=index)
+    frame.loc[index[caller_at]:, "a_latency"] += 60
+    frame.loc[index[dependency_at]:, "c_latency"] += 25
+    cmdb = Cmdb.from_dict({"items": [{"id": s, "kind": "service"} for s in "abc"],
+                           "relations": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]})
+    start = index[min(caller_at, dependency_at)]
+    return rank_root_causes(frame, anomaly_start=start, cmdb=cmdb), index
+
+
+def test_a_dependency_anomalous_later_is_not_promoted_over_its_caller():
+    diagnosis, index = chain_case(caller_at=150, dependency_at=180)  # c's onset 7.5 minutes after a's
+    by_service = {c.service: c for c in diagnosis.ranking}
+    assert by_service["a"].onset == index[150] and by_service["c"].onset == index[180]
+    assert diagnosis.top(2) == ["a", "c"]
+    assert by_service["a"].explained_by is None
+
+
+def test_a_dependency_anomalous_earlier_is_promoted_over_its_caller():
+    diagnosis, index = chain_case(caller_at=180, dependency_at=150)  # c first: a is its symptom
+    by_service = {c.service: c for c in diagnosis.ranking}
+    assert by_service["c"].onset == index[150] and by_service["a"].onset == index[180]
+    assert diagnosis.top(2) == ["c", "a"]
+    assert by_service["a"].explained_by == "c" and by_service["a"].score < by_service["c"].score
+    assert diagnosis.ranking[0].path[0] == "c"

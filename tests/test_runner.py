@@ -21,7 +21,7 @@ def runner(tmp_path):
     events: list[dict] = []
     keeper = ScoreKeeper()
     r = Runner(Store.open(tmp_path / "data"), reports_dir=tmp_path / "reports", notebooks_dir=TINY, workers=2,
-               keeper=keeper, on_event=events.append, cell_timeout=3, run_timeout=60)
+               keeper=keeper, on_event=events.append, cell_timeout=60, run_timeout=120)
     r.events, r.keeper_ = events, keeper
     yield r
     r.close()
@@ -53,7 +53,7 @@ def test_the_html_hides_code_and_carries_each_figure_with_one_plotly_bundle(runn
     assert "A tiny report" in html
     assert "go.Figure(" not in html  # no code in the managers' report
     assert html.count('class="plotly-graph-div"') == 2
-    assert html.count("plotly.js v") <= 2  # the bundle's banner, once (it names itself twice at most)
+    assert html.count("\n* plotly.js v") == 1  # the bundle's banner: exactly one bundle for both figures
     assert len(html) < 6 * 1024 * 1024
     assert not re.search(r'<(script|link|img|iframe)[^>]*(src|href)="(https?:)?//', html), "a resource from the web"
 
@@ -74,10 +74,9 @@ def test_a_failing_cell_fails_the_run_and_the_report_says_where(runner):
 
 
 def test_a_cell_past_the_timeout_fails_the_run(runner):
-    started = time.monotonic()
+    runner.cell_timeout = 3  # the 60 s sleep of cell 2 passes it; the parameters cell is far within it
     with pytest.raises(RunFailed) as info:
         runner.run("sleeps_past_timeout")
-    assert time.monotonic() - started < 30
     assert "timed out" in info.value.run["error"] and "in cell 2" in info.value.run["error"]
     assert files_of(info.value.run)["report.html"].is_file()
 
@@ -92,10 +91,8 @@ def test_a_kernel_that_dies_fails_the_run(runner):
 def test_a_run_past_its_time_limit_is_stopped(tmp_path):
     r = Runner(Store.open(tmp_path / "d"), reports_dir=tmp_path / "r", notebooks_dir=TINY, cell_timeout=60,
                run_timeout=4)
-    started = time.monotonic()
     run = r.execute(r.create("sleeps_past_timeout")["id"])
     assert run["status"] == "failed" and "RunTimeout" in run["error"]
-    assert time.monotonic() - started < 30
     r.close()
 
 
@@ -103,10 +100,9 @@ def test_cancel_a_running_run(runner):
     run = runner.create("sleeps_past_timeout")
     runner.cell_timeout = 60
     future = runner.submit(run)
-    deadline = time.monotonic() + 30
-    while runner.store.get_run(run["id"])["status"] != "running" and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
+    from tests.conftest import wait_until
+
+    wait_until(lambda: run["id"] in runner._procs, timeout=60)  # its worker process runs the notebook
     runner.cancel(run["id"])
     finished = future.result(timeout=30)
     assert finished["status"] == "cancelled"
@@ -165,3 +161,124 @@ def test_no_partial_files_remain(runner):
     run = runner.run("succeeds_with_a_figure")
     names = sorted(p.name for p in Path(run["folder"]).iterdir())
     assert names == ["report.html", "run.ipynb", "run.log", "summary.json"]
+
+
+# -- a run never stays `running` (issue 9, item 10) ----------------------------------------------
+
+
+def test_a_report_that_cannot_be_written_fails_the_run(runner, monkeypatch):
+    import bizra_nb.runner as runner_module
+
+    def disk_full(nb, *, title):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner_module, "export_html", disk_full)
+    with pytest.raises(RunFailed) as info:
+        runner.run("succeeds_with_a_figure")
+    run = runner.store.get_run(info.value.run["id"])
+    assert run["status"] == "failed" and "No space left on device" in run["error"] and run["finished_at"]
+    assert runner.events[-1]["status"] == "failed"  # the listener (bizra_runs_active) hears the end
+    assert runner.keeper_.snapshot()["violations"]["run_failed"] == 1
+    assert runner._procs == {} and runner._cancelled == set()
+
+
+def test_a_folder_that_cannot_be_made_fails_the_run(runner):
+    runner.reports_dir.mkdir(parents=True, exist_ok=True)
+    (runner.reports_dir / "other").write_text("a file where the kind's folder should be")  # fails for root too
+    run = runner.execute(runner.create("succeeds_with_a_figure")["id"])
+    assert run["status"] == "failed" and "while running it" in run["error"]
+    assert runner.store.get_run(run["id"])["status"] == "failed"
+    assert runner.keeper_.snapshot()["violations"]["run_failed"] == 1
+
+
+def test_a_worker_that_cannot_start_fails_the_run(runner, monkeypatch):
+    import bizra_nb.runner as runner_module
+
+    def no_fork(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(runner_module.subprocess, "Popen", no_fork)
+    run = runner.execute(runner.create("succeeds_with_a_figure")["id"])
+    stored = runner.store.get_run(run["id"])
+    assert stored["status"] == "failed" and "Resource temporarily unavailable" in stored["error"]
+    assert runner.events[-1]["status"] == "failed"
+
+
+def test_a_cancel_while_the_report_is_written_cancels_the_run(runner, monkeypatch):
+    import threading
+
+    import bizra_nb.runner as runner_module
+    from tests.conftest import wait_until
+
+    writing, release = threading.Event(), threading.Event()
+    real_export = runner_module.export_html
+
+    def slow_export(nb, *, title):
+        writing.set()
+        release.wait(60)
+        return real_export(nb, title=title)
+
+    monkeypatch.setattr(runner_module, "export_html", slow_export)
+    run = runner.create("succeeds_with_a_figure")
+    future = runner.submit(run)
+    wait_until(writing.is_set, timeout=60)  # the worker is done; the runner writes the report
+    assert runner.cancel(run["id"])["status"] == "running"  # accepted, no Conflict
+    release.set()
+    finished = future.result(timeout=60)
+    assert finished["status"] == "cancelled" and "while its report was written" in finished["error"]
+    assert json.loads(files_of(finished)["summary.json"].read_text())["status"] == "cancelled"
+    assert runner._cancelled == set()
+
+
+# -- progress is stored (item 12) ------------------------------------------------------------------
+
+
+def test_progress_is_stored_while_running(runner):
+    from tests.conftest import wait_until
+
+    run = runner.create("waits_after_three_cells")
+    future = runner.submit(run)
+    stored = wait_until(lambda: (r := runner.store.get_run(run["id"]))["progress"] and r, timeout=60)
+    assert stored["status"] == "running" and stored["progress"]["cells"] == 5
+    wait_until(lambda: runner.store.get_run(run["id"])["progress"]["cell"] >= 4, timeout=60)
+    runner.cancel(run["id"])
+    assert future.result(timeout=60)["status"] == "cancelled"
+
+
+# -- secrets stay out of notebooks (item 16) -----------------------------------------------------
+
+
+def test_workers_and_kernels_do_not_inherit_secrets(runner, monkeypatch):
+    monkeypatch.setenv("BIZRA_API_TOKEN", "s3cret-token")
+    monkeypatch.setenv("FOO_SECRET", "x")
+    monkeypatch.setenv("DB_PASSWORD", "x")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("BIZRA_HARMLESS", "kept")
+    environment = runner.run("records_its_environment")["summary"]["environment"]
+    assert "BIZRA_HARMLESS" in environment and "BIZRA_RUN_ID" in environment and "PATH" in environment
+    for secret in ("BIZRA_API_TOKEN", "FOO_SECRET", "DB_PASSWORD", "AWS_ACCESS_KEY_ID"):
+        assert secret not in environment
+
+
+# -- restart after a crash (item 11) -------------------------------------------------------------
+
+
+def test_recover_writes_a_failure_report_and_removes_stray_files(tmp_path):
+    store = Store.open(tmp_path / "data")
+    folder = tmp_path / "reports" / "other" / "2026-10-01-abc123"
+    folder.mkdir(parents=True)
+    (folder / ".run.ipynb.partial").write_text('{"cells": [')  # cut short by the crash
+    (folder / ".report.html.123.456.tmp").write_text("half a report")
+    store.create_run(id="abc123", notebook=str(TINY / "succeeds_with_a_figure.ipynb"), kind="other",
+                     status="running", trigger="api", parameters={"x": 41}, created_at=time.time(),
+                     folder=str(folder), progress={"cell": 2, "cells": 7})
+    r = Runner(store, reports_dir=tmp_path / "reports")
+    assert r.recover() == ["abc123"]
+    html = (folder / "report.html").read_text()
+    assert "interrupted by a server restart" in html and "after 2 of 7 cells" in html
+    assert "<code>x</code>" in html and "<code>41</code>" in html
+    assert json.loads((folder / "summary.json").read_text())["status"] == "failed"
+    assert (folder / "run.ipynb").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == ["report.html", "run.ipynb", "summary.json"]
+    assert "2026-10-01-abc123/report.html" in (tmp_path / "reports" / "index.html").read_text()
+    r.close()

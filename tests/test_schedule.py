@@ -1,7 +1,7 @@
 """Cron parsing, due times, and the scheduler: on-time runs, late runs as silent failures, no replay at first start."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -25,11 +25,81 @@ def test_last_due(expr, now, due):
     assert parse_cron(expr).last_due(now) == due
 
 
-@pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "0 24 * * *", "a b c d e", "*/0 * * * *"])
-def test_bad_cron(expr):
-    with pytest.raises(CronError):
+def minutes_of(expr: str, hour_start: datetime) -> list[int]:
+    """The minutes of one hour at which ``expr`` is due (walking back from the hour's last minute)."""
+    cron, found, t = parse_cron(expr), [], hour_start.replace(minute=59)
+    while (due := cron.last_due(t)) is not None and due >= hour_start:
+        found.append(due.minute)
+        t = due - timedelta(minutes=1)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("expr, minutes", [
+    ("5/15 * * * *", [5, 20, 35, 50]),  # a start with a step: not just 5
+    ("*/20 * * * *", [0, 20, 40]),
+    ("10-40/10 * * * *", [10, 20, 30, 40]),
+    ("10-12 * * * *", [10, 11, 12]),
+    ("0,7,59 * * * *", [0, 7, 59]),
+    ("1-3,30/15 * * * *", [1, 2, 3, 30, 45]),
+])
+def test_minute_steps_ranges_and_lists(expr, minutes):
+    assert minutes_of(expr, utc(2026, 11, 30, 12)) == minutes
+
+
+def days_due(expr: str, first: datetime, last: datetime) -> list[datetime]:
+    cron, found, t = parse_cron(expr), [], last
+    while (due := cron.last_due(t, horizon=timedelta(days=366))) is not None and due >= first:
+        found.append(due)
+        t = due - timedelta(minutes=1)
+    return sorted(found)
+
+
+def test_day_of_week_names_and_sunday():
+    # November 2026: the 1st is a Sunday
+    weekdays = days_due("0 9 * * MON-FRI", utc(2026, 11, 1), utc(2026, 11, 8))
+    assert [d.day for d in weekdays] == [2, 3, 4, 5, 6]
+    assert [d.day for d in days_due("0 9 * * sun", utc(2026, 11, 1), utc(2026, 11, 30))] == [1, 8, 15, 22, 29]
+    assert days_due("0 9 * * 0", utc(2026, 11, 1), utc(2026, 11, 30)) == \
+        days_due("0 9 * * 7", utc(2026, 11, 1), utc(2026, 11, 30))
+    assert [d.month for d in days_due("0 0 1 jan,JUL *", utc(2026, 1, 1), utc(2026, 12, 31))] == [1, 7]
+
+
+def test_day_of_month_or_day_of_week():
+    # both restricted: the 1st OR a Monday (cron's rule), not the 1st only when it is a Monday
+    due = days_due("0 0 1 * MON", utc(2026, 11, 1), utc(2026, 12, 31, 23, 59))
+    assert [(d.month, d.day) for d in due] == [(11, 1), (11, 2), (11, 9), (11, 16), (11, 23), (11, 30),
+                                               (12, 1), (12, 7), (12, 14), (12, 21), (12, 28)]
+    # one of them is "*": both must match (a Monday in November)
+    assert [d.day for d in days_due("0 0 * 11 MON", utc(2026, 11, 1), utc(2026, 11, 30, 23, 59))] == [2, 9, 16, 23, 30]
+
+
+def test_due_times_are_utc_whole_minutes():
+    from datetime import timedelta as td
+    from datetime import timezone as tz
+
+    riyadh = tz(td(hours=3))
+    due = parse_cron("0 6 * * *").last_due(datetime(2026, 11, 30, 8, 59, 30, 5, tzinfo=riyadh))
+    assert due == utc(2026, 11, 29, 6) and due.tzinfo == timezone.utc
+    assert parse_cron("0 6 * * *").last_due(utc(2026, 11, 30, 6, 0, 0)) == utc(2026, 11, 30, 6)  # at "now" itself
+    assert parse_cron("0 0 1 1 *").last_due(utc(2026, 11, 30)) is None  # beyond the 62-day horizon
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("* * *", "needs 5 fields"),
+    ("* * * * * *", "needs 5 fields"),
+    ("61 * * * *", "minute field '61'"),
+    ("0 24 * * *", "hour field '24'"),
+    ("a b c d e", "minute field 'a'"),
+    ("*/0 * * * *", "minute field '[*]/0'"),
+    ("0 0 0 * *", "day-of-month field '0'"),
+    ("0 0 * 13 *", "month field '13'"),
+    ("0 0 * * FUNDAY", "day-of-week field 'FUNDAY'"),
+    ("40-10 * * * *", "minute field '40-10'"),
+])
+def test_bad_cron(expr, message):
+    with pytest.raises(CronError, match=message):
         parse_cron(expr)
-    with pytest.raises(InvalidSetting, match="audit_schedule is not a cron expression"):
+    with pytest.raises(InvalidSetting, match=f"audit_schedule is not a cron expression .*{message}"):
         load_settings({"audit_schedule": expr}, environ={})
 
 
@@ -85,3 +155,21 @@ def test_an_audit_schedule_without_a_source_is_off(tmp_path, caplog):
     settings = load_settings({"data_dir": tmp_path, "benchmark_schedule": ""}, environ={})
     scheduler = Scheduler.from_settings(types.SimpleNamespace(settings=settings), lambda: "")
     assert scheduler.schedules == [] and "scheduled audits are off" in caplog.text
+
+
+def test_scheduled_parameters_are_accepted_by_the_real_notebooks(tmp_path):
+    """What the scheduler passes is checked against each real notebook's declared parameters (names and types)."""
+    import types
+
+    from bizra_nb.runner import check_parameters, declared_parameters, resolve_notebook
+    from server.scheduler import Scheduler
+
+    settings = load_settings({"data_dir": tmp_path, "audit_schedule": "0 6 1 * *",
+                              "audit_source": "data/platform.parquet", "benchmark_schedule": "0 3 * * 1"}, environ={})
+    scheduler = Scheduler.from_settings(types.SimpleNamespace(settings=settings), lambda: "http://127.0.0.1:8080")
+    assert {s.notebook for s in scheduler.schedules} == {"compliance_audit", "benchmark"}
+    for schedule in scheduler.schedules:
+        path = resolve_notebook(schedule.notebook)
+        parameters = schedule.parameters(utc(2026, 11, 1, 6))
+        assert set(parameters) <= set(declared_parameters(path)), schedule.name
+        assert check_parameters(path, parameters) == parameters, schedule.name

@@ -156,7 +156,7 @@ function renderIncidents() {
   const disabled = state.token ? "" : "disabled";
   $("incidents").innerHTML = list.map((i) => {
     const cause = topCause(i);
-    const report = i.report_url ? `<a href="${escapeHtml(i.report_url)}">diagnosis report</a>` : `<span class="muted">report pending</span>`;
+    const report = i.report_url ? `<a href="${escapeHtml(i.report_url)}" target="_blank" rel="noopener noreferrer">diagnosis report</a>` : `<span class="muted">report pending</span>`;
     const ack = i.status === "open" ? `<button type="button" data-action="acknowledged" data-id="${i.id}" ${disabled}>Acknowledge</button>` : "";
     return `<li data-incident="${i.id}">
       <span class="sev ${escapeHtml(i.severity)}">${escapeHtml(i.severity)}</span>
@@ -192,7 +192,7 @@ function renderRuns() {
     } else if (r.started_at && r.finished_at) {
       detail = `${(r.finished_at - r.started_at).toFixed(1)} s`;
     }
-    const link = r.links && r.links.html ? ` <a href="${escapeHtml(r.links.html)}">report</a>` : "";
+    const link = r.links && r.links.html ? ` <a href="${escapeHtml(r.links.html)}" target="_blank" rel="noopener noreferrer">report</a>` : "";
     const headline = r.headline ? `<div class="muted">${escapeHtml(r.headline)}</div>` : "";
     return `<li data-run="${escapeHtml(r.id)}"><strong>${escapeHtml(name)}</strong>
       <span class="status ${escapeHtml(r.status)}">${escapeHtml(r.status)}</span> ${detail}${link}${headline}</li>`;

@@ -104,3 +104,17 @@ def test_bad_requests(http, auth, loaded):
     assert http.put("/cmdb/items/cart", content=b"[1]", headers=auth).status_code == 400
     assert http.delete("/cmdb/items/ghost", headers=auth).status_code == 404
     assert http.put("/cmdb/items/cart", json={"kind": "service", "relations": "redis"}, headers=auth).status_code == 400
+
+
+@pytest.mark.parametrize("body", [
+    "a: 2001-13-45", "a: !!int x", "a: !!float x", "a: !!timestamp x",
+    "items: [{id: a, kind: service, t: 2001-02-30}]", '{"items": [], "n": ' + "9" * 5000 + "}",
+    "items: &i [{id: a, kind: service}]\nrelations: []\nx: [*i, *i]",
+    "x: &a [1, 1, 1]\ny: &b [*a, *a, *a]\nz: [*b, *b, *b]",
+])
+def test_yaml_values_and_aliases_are_400s_that_never_lower_the_score(http, auth, loaded, body):
+    response = http.post("/cmdb/import", content=body, headers=auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "cmdb"
+    assert len(http.get("/cmdb/graph").json()["nodes"]) == loaded["items"]  # nothing changed
+    assert http.get("/health").json()["ahsan_score"] == 100.0

@@ -52,3 +52,17 @@ def test_distinct_bad_paths_add_no_series(http):
     after = http.get("/metrics").text.splitlines()
     assert len(after) == before
     assert not any("/unknown/" in line for line in after)
+
+
+def test_latency_is_labelled_with_the_route_template_not_its_regex(http):
+    http.get("/cmdb/items/x")
+    http.get("/cmdb/items/y/impact")
+    text = http.get("/metrics").text
+    routes = {s.labels["route"] for family in text_string_to_metric_families(text) for s in family.samples
+              if s.name == "bizra_http_request_duration_seconds_bucket"}
+    assert {"/cmdb/items/{item_id}", "/cmdb/items/{item_id}/impact"} <= routes, routes
+    values = samples(text)
+    count = values[("bizra_http_request_duration_seconds_count", (("route", "/cmdb/items/{item_id}"),))]
+    assert count == 1
+    assert not any("(?P<" in route or "[^/]" in route for route in routes), routes
+    assert "(?P<" not in text

@@ -1,0 +1,93 @@
+"""The load generator against a real Tornado server that fails half its requests: achieved vs offered, verdicts."""
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import pytest
+import tornado.httpserver
+import tornado.testing
+import tornado.web
+
+from bizra_nb.loadgen import LoadResult, run_load
+from bizra_nb.summaries import benchmark_summary
+
+
+class HalfFailingHandler(tornado.web.RequestHandler):
+    """Every other request is a 500."""
+
+    count = 0
+
+    def get(self) -> None:
+        type(self).count += 1
+        if self.count % 2 == 0:
+            raise tornado.web.HTTPError(500)
+        self.write("ok")
+
+
+async def load_half_failing(*, rate: float, duration: float):
+    HalfFailingHandler.count = 0
+    sock, port = tornado.testing.bind_unused_port()
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/half", HalfFailingHandler)],
+                                                                   log_function=lambda handler: None))
+    server.add_sockets([sock])
+    try:
+        return await run_load(f"http://127.0.0.1:{port}", endpoints=["/half"], duration=duration, rate=rate,
+                              concurrency=4)
+    finally:
+        server.stop()
+        await server.close_all_connections()
+
+
+@pytest.fixture(scope="module")
+def half_failing() -> LoadResult:
+    return asyncio.run(load_half_failing(rate=100.0, duration=1.0))
+
+
+def test_achieved_throughput_counts_successful_responses_only(half_failing):
+    stats = half_failing.stats()
+    assert stats["requests"] == 100 and stats["successes"] == 50
+    assert stats["error_rate"] == 0.5
+    assert stats["offered_rps"] == 100.0
+    assert stats["throughput_rps"] == round(50 / max(half_failing.elapsed, 1.0), 1)
+    assert stats["throughput_rps"] < stats["offered_rps"]
+
+
+def test_an_offered_rate_above_the_target_is_no_pass(half_failing):
+    # offered 100 req/s against a target of 60: the successful responses (about 50 a second) miss it
+    verdicts = half_failing.verdicts({"throughput_rps": 60.0, "error_rate": 1.0})
+    assert not verdicts.loc["throughput_rps", "pass"]
+    assert half_failing.stats()["offered_rps"] > 60.0
+    assert "100 req/s offered" in verdicts.loc["throughput_rps", "detail"]
+
+
+def test_throughput_also_needs_the_error_rate_within_its_target(half_failing):
+    # about 50 successful responses a second reach a target of 20, but half the requests failed
+    assert half_failing.stats()["throughput_rps"] >= 20.0
+    assert not half_failing.verdicts({"throughput_rps": 20.0})["pass"]["throughput_rps"]
+    assert half_failing.verdicts({"throughput_rps": 20.0, "error_rate": 0.6})["pass"]["throughput_rps"]
+
+
+def test_the_summary_shows_offered_and_achieved_side_by_side(half_failing):
+    stats = half_failing.stats()
+    text = benchmark_summary(stats, half_failing.verdicts({"throughput_rps": 60.0}), "http://127.0.0.1:1")
+    assert "**FAIL**" in text and "throughput_rps" in text
+    assert f"achieved {stats['throughput_rps']} req/s** of 100 req/s offered" in text
+    assert "100 requests offered" in text and "50 answered successfully" in text
+
+
+def test_all_successful_at_the_offered_rate_passes():
+    samples = pd.DataFrame({"sent_at": [i / 10 for i in range(20)], "latency_ms": [1.0] * 20, "status": [200] * 20,
+                            "endpoint": ["/health"] * 20})
+    result = LoadResult(samples=samples, duration=2.0, rate=10.0, elapsed=2.0)
+    assert result.stats()["throughput_rps"] == 10.0
+    assert result.verdicts({"throughput_rps": 10.0})["pass"]["throughput_rps"]
+    assert not result.verdicts({"throughput_rps": 11.0})["pass"]["throughput_rps"]
+
+
+@pytest.mark.parametrize("duration", [0.0, 0.5])
+def test_a_run_without_any_answer_is_a_readable_fail(duration):
+    samples = pd.DataFrame({"sent_at": [], "latency_ms": [], "status": [], "endpoint": []})
+    result = LoadResult(samples=samples, duration=duration, rate=1.0, elapsed=duration)
+    text = benchmark_summary(result.stats(), result.verdicts(), "http://127.0.0.1:1")
+    assert "**FAIL**: no request was answered" in text and "nothing to measure" in text

@@ -49,7 +49,7 @@ def _configure_logging(level: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import serve
+    from bizra_server.app import serve
 
     settings = _settings_from(args)
     _configure_logging(settings.log_level)

@@ -33,7 +33,16 @@ from bizra_nb.reports import export_html, extract_summary, failure_cell, write_a
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.store import Store
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _notebooks_dir() -> Path:
+    """The platform's notebooks: ``bizra_nb/notebooks`` in an installed package (pyproject maps the
+    checkout's top-level ``notebooks/`` there), else the checkout's own ``notebooks/`` (editable install)."""
+    installed = Path(__file__).resolve().parent / "notebooks"
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "notebooks"
+
+
+NOTEBOOKS_DIR = _notebooks_dir()
 KERNEL_NAME = "bizra-nb"
 KINDS = {"incident_diagnosis": "incident", "benchmark": "benchmark", "compliance_audit": "audit", "explore": "explore"}
 FINISHED = ("succeeded", "failed", "cancelled")

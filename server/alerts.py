@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from bizra_nb.incidents import apply_alert_group, parse_alertmanager
-from server.base import BaseHandler
-from server.incident_flow import incident_event
+from bizra_server.base import BaseHandler
+from bizra_server.incident_flow import incident_event
 
 
 class WebhookHandler(BaseHandler):

@@ -20,15 +20,15 @@ from bizra_nb.settings import Settings
 from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.runner import Runner
-from server import alerts, cmdb, health, live, metrics, openapi, page, rca, reports, runs
-from server.auth import load_or_create_token
-from server.background import Background
-from server.base import MAX_BODY_SIZE, NotFoundHandler, UnknownHostHandler, host_allowed
-from server.controller import Controller
-from server.hub import Hub
-from server.incident_flow import IncidentFlow
-from server.scheduler import Scheduler
-from server.instrumentation import AccessLog, RequestInstrumentation, route_template
+from bizra_server import alerts, cmdb, health, live, metrics, openapi, page, rca, reports, runs
+from bizra_server.auth import load_or_create_token
+from bizra_server.background import Background
+from bizra_server.base import MAX_BODY_SIZE, NotFoundHandler, UnknownHostHandler, host_allowed
+from bizra_server.controller import Controller
+from bizra_server.hub import Hub
+from bizra_server.incident_flow import IncidentFlow
+from bizra_server.scheduler import Scheduler
+from bizra_server.instrumentation import AccessLog, RequestInstrumentation, route_template
 
 log = logging.getLogger("bizra.server")
 

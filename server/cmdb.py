@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.errors import Conflict, InvalidInput
-from server.base import ApiError, BaseHandler, encode_json
+from bizra_server.base import ApiError, BaseHandler, encode_json
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 

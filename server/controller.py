@@ -12,7 +12,7 @@ from typing import Any, Callable
 import httpx
 
 from bizra_nb.errors import Unavailable
-from server.base import encode_json
+from bizra_server.base import encode_json
 
 log = logging.getLogger("bizra.controller")
 

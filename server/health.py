@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bizra_nb import __version__
 from bizra_nb.errors import Unavailable
-from server.base import BaseHandler, encode_json
+from bizra_server.base import BaseHandler, encode_json
 
 
 class HealthHandler(BaseHandler):

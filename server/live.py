@@ -8,8 +8,8 @@ from urllib.parse import urlparse
 from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from server.base import ApiError, bearer_token, host_name, is_ip_address, send_json_error, token_matches
-from server.hub import MESSAGE_TYPES
+from bizra_server.base import ApiError, bearer_token, host_name, is_ip_address, send_json_error, token_matches
+from bizra_server.hub import MESSAGE_TYPES
 
 log = logging.getLogger("bizra.live")
 

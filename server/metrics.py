@@ -16,7 +16,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from bizra_nb import __version__
 from bizra_nb.score import WEIGHTS, ScoreKeeper
-from server.base import BaseHandler
+from bizra_server.base import BaseHandler
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from server.base import BaseHandler, encode_json
+from bizra_server.base import BaseHandler, encode_json
 
 SPEC = Path(__file__).parent / "openapi.yaml"
 

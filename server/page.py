@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from server.base import BaseHandler, StaticFiles, host_name
+from bizra_server.base import BaseHandler, StaticFiles, host_name
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data"

@@ -6,8 +6,8 @@ import time
 from bizra_nb.errors import InvalidInput
 from bizra_nb.incidents import SEVERITIES, STATUSES, change_status, durations, severity_from_signals
 from bizra_nb.times import parse_time
-from server.base import ApiError, BaseHandler
-from server.incident_flow import incident_event
+from bizra_server.base import ApiError, BaseHandler
+from bizra_server.incident_flow import incident_event
 
 
 def _incident_json(incident: dict) -> dict:

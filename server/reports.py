@@ -11,7 +11,7 @@ from __future__ import annotations
 from tornado.web import HTTPError
 
 from bizra_nb.markup import report_policy
-from server.base import StaticFiles
+from bizra_server.base import StaticFiles
 
 POLICY_BYTES = 4096  # protect_html puts the report's policy first in <head>
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from bizra_nb.errors import InvalidInput
 from bizra_nb.parameters import server_confinement
 from bizra_nb.runner import report_links
-from server.base import BaseHandler
+from bizra_server.base import BaseHandler
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 

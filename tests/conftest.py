@@ -7,7 +7,7 @@ settings
     ``test-token``, no schedules, no notebook run on incidents (tests switch these on).
 make_server
     Factory: ``make_server(**setting_overrides, extra_handlers=[...])`` starts a real
-    :class:`server.app.Server` in a background thread and returns a :class:`RunningServer`.
+    :class:`bizra_server.app.Server` in a background thread and returns a :class:`RunningServer`.
 server
     One running server with the default test settings and the test-only routes ``/boom`` (500)
     and ``/echo`` (POST, token-protected).
@@ -38,8 +38,8 @@ import pytest
 import tornado.web
 
 from bizra_nb.settings import Settings, load_settings
-from server.app import Server
-from server.base import BaseHandler
+from bizra_server.app import Server
+from bizra_server.base import BaseHandler
 
 TOKEN = "test-token"
 

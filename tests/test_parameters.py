@@ -169,7 +169,7 @@ def test_scheduled_runs_pass_the_real_notebooks_checks_and_the_confinement(tmp_p
 
     from bizra_nb.score import ScoreKeeper
     from bizra_nb.store import Store
-    from server.scheduler import Scheduler
+    from bizra_server.scheduler import Scheduler
 
     class CheckingRunner:
         def __init__(self):

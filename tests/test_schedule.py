@@ -125,7 +125,7 @@ def test_scheduler_runs_on_time_and_scores_a_late_start(tmp_path):
 
     from bizra_nb.score import ScoreKeeper
     from bizra_nb.store import Store
-    from server.scheduler import Scheduler
+    from bizra_server.scheduler import Scheduler
 
     settings = load_settings({"data_dir": tmp_path, "audit_schedule": "0 6 1 * *",
                               "audit_source": "data/platform.parquet", "benchmark_schedule": "0 3 * * 1"}, environ={})
@@ -149,7 +149,7 @@ def test_scheduler_runs_on_time_and_scores_a_late_start(tmp_path):
 def test_an_audit_schedule_without_a_source_is_off(tmp_path, caplog):
     import types
 
-    from server.scheduler import Scheduler
+    from bizra_server.scheduler import Scheduler
 
     caplog.set_level("INFO")
     settings = load_settings({"data_dir": tmp_path, "benchmark_schedule": ""}, environ={})
@@ -162,7 +162,7 @@ def test_scheduled_parameters_are_accepted_by_the_real_notebooks(tmp_path):
     import types
 
     from bizra_nb.runner import check_parameters, declared_parameters, resolve_notebook
-    from server.scheduler import Scheduler
+    from bizra_server.scheduler import Scheduler
 
     settings = load_settings({"data_dir": tmp_path, "audit_schedule": "0 6 1 * *",
                               "audit_source": "data/platform.parquet", "benchmark_schedule": "0 3 * * 1"}, environ={})

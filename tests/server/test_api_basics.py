@@ -6,8 +6,8 @@ import stat
 
 import httpx
 
-from server.auth import load_or_create_token
-from server.instrumentation import AccessLog, route_template
+from bizra_server.auth import load_or_create_token
+from bizra_server.instrumentation import AccessLog, route_template
 from tests.conftest import wait_until
 
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.app import RESOURCES
-from server.instrumentation import route_template
+from bizra_server.app import RESOURCES
+from bizra_server.instrumentation import route_template
 from tests.conftest import TOKEN
 
 NOT_API = ("/", "/static/{path}", "/static/vendor/{path}", "/reports/{path}", "/ws/live-updates")

@@ -5,7 +5,7 @@ import httpx
 import pytest
 import websocket
 
-from server.app import public_origins, server_names
+from bizra_server.app import public_origins, server_names
 
 
 def ws_connect(server, *, origin: str | None = None, host: str | None = None) -> websocket.WebSocket:

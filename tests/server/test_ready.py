@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from server.health import PROBE_FILE
+from bizra_server.health import PROBE_FILE
 from tests.conftest import TOKEN, wait_until
 from tests.server.test_rca_api import alert_payload
 

@@ -6,7 +6,7 @@ import stat
 
 import httpx
 
-from server.auth import TOKEN_FILE, load_or_create_token
+from bizra_server.auth import TOKEN_FILE, load_or_create_token
 
 
 def mode_of(path) -> int:

@@ -267,7 +267,9 @@ class BaseHandler(RequestHandler):
             code, message = ERROR_CODES.get(status_code, "error"), exc.log_message % exc.args
         else:
             code, message = ERROR_CODES.get(status_code, "error"), self._reason
-        if self._closing:
+        if self._closing or self.request.method not in self.SUPPORTED_METHODS:
+            # answered before the body was read (Tornado refuses unknown methods before prepare()):
+            # the connection closes after this answer, so say so, or a client reusing it gets a reset
             self.set_header("Connection", "close")
         if status_code == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="bizra"')

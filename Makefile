@@ -12,6 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --quiet -e '.[dev]'
 	touch $@
 
+# Everything the demo writes goes to data/demo/; the status page is http://127.0.0.1:8080/ (a free port when taken).
 demo: $(BIN)/.installed
 	$(BIN)/bizra-nb demo --serve
 

@@ -48,6 +48,15 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def page_url(host: str, port: int) -> str:
+    """The status page's URL for a browser on this machine (a wildcard address is shown as 127.0.0.1)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bizra_server.app import serve
 
@@ -57,6 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def announce(info: dict) -> None:
         ports = info["ports"]
         print(f"bizra-nb {__version__} serving http://{settings.host}:{ports['http']}/health", flush=True)
+        print(f"status page: {page_url(settings.host, ports['http'])}", flush=True)
         if "ws" in ports:
             print(f"live updates on ws://{settings.host}:{ports['ws']}/ws/live-updates "
                   f"and ws://{settings.host}:{ports['http']}/ws/live-updates", flush=True)
@@ -71,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bizra_nb.demo import run_demo
 
-    return run_demo(out=args.out, serve=args.serve, month=args.month)
+    return run_demo(out=args.out, serve=args.serve, month=args.month, port=args.port)
 
 
 def _runner(settings):
@@ -118,33 +128,82 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _print_run(runner.execute(run["id"]))
 
 
+NO_AUDIT_SOURCE = ("no platform metrics to audit: set --audit-source (a dataset file or a Prometheus URL) or "
+                   "--prometheus-url, or BIZRA_AUDIT_SOURCE or BIZRA_PROMETHEUS_URL")
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from bizra_nb.audit import month_bounds
+    from bizra_nb.errors import InvalidSetting
 
     month_bounds(args.month)  # a clear error before anything runs
-    settings = load_settings({"data_dir": args.data_dir, "reports_dir": args.reports_dir})
-    parameters = {"month": args.month, "data_dir": str(settings.data_dir)}
-    if args.source:
-        parameters["source"] = args.source
+    settings = load_settings({"data_dir": args.data_dir, "reports_dir": args.reports_dir,
+                              "audit_source": args.audit_source, "prometheus_url": args.prometheus_url})
+    source = settings.audit_source or settings.prometheus_url  # as the server's scheduled audit
+    if not source:
+        raise InvalidSetting(NO_AUDIT_SOURCE, field="audit_source")
+    if "://" not in source and Path(source).expanduser().exists():
+        source = str(Path(source).expanduser().resolve())  # a file named in the shell: from this directory
+    store = Path(settings.data_dir) / "bizra.sqlite3"
+    if not store.is_file():
+        raise InvalidSetting(f"no store in the data dir {settings.data_dir} ({store.name} is missing): set "
+                             f"--data-dir or BIZRA_DATA_DIR to the server's data dir", field="data_dir")
+    parameters = {"month": args.month, "source": source, "data_dir": str(Path(settings.data_dir).resolve())}
     runner = _runner(settings)
     run = runner.create("compliance_audit", parameters, trigger="cli")
     print(f"auditing {args.month} as run {run['id']} ...", file=sys.stderr, flush=True)
     return _print_run(runner.execute(run["id"]))
 
 
+EXIT_MISSED = 1  # bench: a target was missed (and run: the run failed)
+
+
+def _targets(specs: list[str] | None) -> dict[str, float]:
+    from bizra_nb.errors import InvalidInput
+    from bizra_nb.loadgen import RUNBOOK_TARGETS
+
+    targets: dict[str, float] = {}
+    for spec in specs or []:
+        name, _, value = spec.partition("=")
+        try:
+            if name not in RUNBOOK_TARGETS:
+                raise ValueError
+            targets[name] = float(value)
+        except ValueError:
+            raise InvalidInput(f"--target {spec!r}: expected NAME=NUMBER with NAME one of "
+                               f"{', '.join(RUNBOOK_TARGETS)}", field="target") from None
+    return targets
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Exit 0 when every target is met, 1 when one is missed, 2 for a usage error or an unreachable server."""
+    import asyncio
     import json
 
-    from bizra_nb.loadgen import bench
+    from bizra_nb.loadgen import bench, check_reachable, default_rate
 
-    result = bench(args.url, endpoints=args.endpoint or ["/health"], duration=args.duration, rate=args.rate,
-                   concurrency=args.concurrency, ws_clients=args.ws_clients)
-    verdicts = result.verdicts()
+    targets = _targets(args.target)
+    rate = args.rate if args.rate is not None else default_rate(targets)
+    endpoints = args.endpoint or ["/health"]
+    asyncio.run(check_reachable(args.url, path=endpoints[0]))  # a wrong URL, a closed port: one line, exit 2
+    print(f"offering {rate:g} req/s for {args.duration:g} s to {args.url} ...", file=sys.stderr, flush=True)
+
+    def progress(p: dict) -> None:
+        print(f"  {p['elapsed_s']:5.1f} s  {p['sent']:>7} sent  {p['answered']:>7} answered  {p['errors']:>5} errors",
+              file=sys.stderr, flush=True)
+
+    result = bench(args.url, endpoints=endpoints, duration=args.duration, rate=rate, concurrency=args.concurrency,
+                   ws_clients=args.ws_clients, progress=progress, check=False)
+    passed = bool(result.verdicts(targets)["pass"].all())
     if args.format == "json":
-        print(json.dumps({**result.stats(), "passed": bool(verdicts["pass"].all())}))
+        print(json.dumps({**result.stats(), "targets": targets, "passed": passed,
+                          "verdict": result.verdict(targets)}))
     else:
-        print(verdicts.to_string())
-    return 1 if args.check and not verdicts["pass"].all() else 0
+        print(result.table(targets))
+        print(f"verdict: {result.verdict(targets)}")
+    return 0 if passed else EXIT_MISSED
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -283,20 +342,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="run the monthly compliance audit (for cron: --month YYYY-MM)")
     audit.add_argument("--month", required=True, metavar="YYYY-MM", help="the calendar month to audit")
-    audit.add_argument("--source", default=None, help="platform metrics: dataset file or Prometheus URL")
-    audit.add_argument("--data-dir", default=None, help="the store with incidents and runs (default: data)")
+    audit.add_argument("--audit-source", "--source", dest="audit_source", default=None, metavar="SOURCE",
+                       help="platform metrics: dataset file or Prometheus URL (default: BIZRA_AUDIT_SOURCE, "
+                            "else the Prometheus URL)")
+    audit.add_argument("--prometheus-url", default=None, metavar="URL",
+                       help="Prometheus HTTP API base URL (default: BIZRA_PROMETHEUS_URL)")
+    audit.add_argument("--data-dir", default=None,
+                       help="the server's data dir: the store with incidents and runs (default: data, or BIZRA_DATA_DIR)")
     audit.add_argument("--reports-dir", default=None, help="where reports go (default: reports)")
     audit.set_defaults(func=cmd_audit)
 
-    bench_cmd = commands.add_parser("bench", help="open-loop load test of a server, with a WebSocket probe")
+    bench_cmd = commands.add_parser(
+        "bench", help="open-loop load test of a server against the runbook's targets, with a WebSocket probe",
+        description="Offer a constant request rate and judge the answers against the runbook's targets "
+                    "(P50 < 20 ms, P95 < 50 ms, P99 < 100 ms, errors < 1%, throughput > 1000 req/s achieved, "
+                    "WebSocket < 10 ms). The default rate offers 10% above the throughput target: the achieved "
+                    "rate includes the open loop's ramp-down, so offering exactly the target reads just under it. "
+                    "Exit status: 0 every target met, 1 a target missed, 2 a usage error or a server that "
+                    "cannot be reached.")
     bench_cmd.add_argument("url", metavar="URL", help="http://host:port of the server")
     bench_cmd.add_argument("--endpoint", action="append", help="path to request (repeatable; default /health)")
     bench_cmd.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
-    bench_cmd.add_argument("--rate", type=float, default=500.0, help="requests per second (default 500)")
+    bench_cmd.add_argument("--rate", type=float, default=None,
+                           help="requests per second offered (default: the throughput target + 10%%, i.e. 1100)")
     bench_cmd.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
     bench_cmd.add_argument("--ws-clients", type=int, default=5, help="WebSocket probe clients (default 5, 0: off)")
+    bench_cmd.add_argument("--target", action="append", metavar="NAME=VALUE",
+                           help="override a target (repeatable), e.g. throughput_rps=500 or p99_ms=50")
     bench_cmd.add_argument("--format", choices=("table", "json"), default="table")
-    bench_cmd.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    bench_cmd.add_argument("--check", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     bench_cmd.set_defaults(func=cmd_bench)
 
     load = commands.add_parser("prometheus-load", help="write a demo month into a Prometheus data dir (promtool)")
@@ -308,23 +382,54 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(func=cmd_prometheus_load)
 
     demo = commands.add_parser("demo", help="the main job on a generated fleet: diagnosis, benchmark, audit reports")
-    demo.add_argument("--out", default="reports", help="folder for the reports (default: reports)")
+    demo.add_argument("--out", default=None, metavar="DIR",
+                      help="the one folder the demo writes: generated data, store, reports/ (default: data/demo, "
+                           "i.e. demo in $BIZRA_DATA_DIR when set); a new run replaces an earlier demo's files there")
     demo.add_argument("--month", default=None, metavar="YYYY-MM", help="the demo month (default: the previous month)")
-    demo.add_argument("--serve", action="store_true", help="then keep serving the status page until Ctrl-C")
+    demo.add_argument("--port", type=int, default=8080,
+                      help="the status page's port (default: 8080; a free one when taken; 0: a free one)")
+    demo.add_argument("--serve", action="store_true",
+                      help="then keep serving the status page until Ctrl-C, SIGTERM or SIGHUP")
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE (128 + 13), e.g. `... | head`
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Errors are one line on stderr, never a traceback: exit 2 for what the user
+    can fix (a usage error, a wrong value, a missing file, a server that cannot be reached), 1 for
+    a failed run or a missed target, 141 when the reader of the output went away (``| head``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except BizraError as exc:
         print(f"bizra-nb {args.command}: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file or folder the command could not read or write
+        print(f"bizra-nb {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's final flush must not raise on the closed pipe again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

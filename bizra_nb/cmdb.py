@@ -191,12 +191,34 @@ class Cmdb:
 
     @classmethod
     def load(cls, path: str | Path) -> "Cmdb":
-        """Read a CMDB file (``.yaml``, ``.yml`` or ``.json``)."""
-        path = Path(path)
+        """Read and validate a CMDB file (``.yaml``, ``.yml`` or ``.json``).
+
+        Parameters
+        ----------
+        path
+            The file; a relative path is read from the data dir (``$BIZRA_DATA_DIR``,
+            see :mod:`bizra_nb.paths`), not the kernel's working directory.
+
+        Returns
+        -------
+        Cmdb
+            Items by id and their relations (``depends_on``, ``runs_on``, ...).
+
+        Raises
+        ------
+        InvalidInput
+            The file cannot be read (named, with where it was looked for) or is not UTF-8.
+        CmdbError
+            Every problem of its content, each prefixed with the file name.
+        """
+        from bizra_nb.paths import data_path, describe
+
+        given, path = path, data_path(path)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise InvalidInput(f"cannot read CMDB file {path}: {exc.strerror}", field="cmdb") from None
+            raise InvalidInput(f"cannot read CMDB file {given}: {exc.strerror}{describe(given)}",
+                               field="cmdb") from None
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"CMDB file {path} is not UTF-8 text (byte {exc.start})", field="cmdb") from None
         try:

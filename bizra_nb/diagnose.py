@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.rca import Diagnosis, rank_root_causes
-from bizra_nb.sources import Fetch, MetricSource, to_timestamp
+from bizra_nb.sources import Fetch, MetricSource, open_source, to_timestamp
 
 
 def incident_window(incident: dict | None = None, *, start=None, end=None, lookback_minutes: float = 60,
@@ -30,19 +31,48 @@ def incident_window(incident: dict | None = None, *, start=None, end=None, lookb
 
 
 def diagnose(
-    source: MetricSource,
+    source: MetricSource | str | Path,
     *,
     start=None,
     end=None,
     anomaly_start=None,
     services: list[str] | None = None,
-    cmdb: Cmdb | None = None,
+    cmdb: Cmdb | str | Path | None = None,
 ) -> tuple[Diagnosis, Fetch]:
-    """Fetch ``[start, end]`` (for ``services``) from ``source`` and rank the root causes.
+    """Fetch ``[start, end]`` from ``source`` and rank every service as a root-cause candidate.
 
-    Returns the diagnosis, whose warnings include the data checks', and the fetch
-    (frame, exact queries) for plotting and for the report's appendix.
+    Parameters
+    ----------
+    source
+        A metric source (:func:`bizra_nb.sources.open_source`), or what ``open_source`` takes:
+        a dataset file path (relative: in the data dir, see :mod:`bizra_nb.paths`) or a
+        Prometheus URL.
+    start, end
+        The window: unix seconds, ISO-8601 text or Timestamps (None: the whole dataset).
+    anomaly_start
+        When the anomaly began; None: detected from the data.
+    services
+        Only these services (None: all in the data).
+    cmdb
+        The dependency graph, a :class:`~bizra_nb.cmdb.Cmdb` or a CMDB file path as the
+        notebooks' ``cmdb`` parameter; None or ``""``: rank without topology.
+
+    Returns
+    -------
+    (Diagnosis, Fetch)
+        The diagnosis (``.ranking``, ``.table()``; its warnings include the data checks') and
+        the fetch (frame and exact queries) for plots and the report's appendix.
+
+    Examples
+    --------
+    >>> diagnosis, fetched = diagnose("demo/metrics.parquet", cmdb="demo/cmdb.yaml",
+    ...                               start="2026-10-27T15:40Z", end="2026-10-27T17:40Z")  # doctest: +SKIP
+    >>> diagnosis.table(5)                                                                  # doctest: +SKIP
     """
+    if isinstance(cmdb, (str, Path)):
+        cmdb = Cmdb.load(cmdb) if str(cmdb).strip() else None
+    if isinstance(source, (str, Path)):
+        source = open_source(source, cmdb=cmdb)
     fetched = source.fetch(start=start, end=end, services=services)
     diagnosis = rank_root_causes(fetched.frame, anomaly_start=anomaly_start, end=end, cmdb=cmdb)
     diagnosis.warnings = fetched.warnings + diagnosis.warnings

@@ -8,6 +8,15 @@ would wait politely and under-report the tail, "coordinated omission").
 The HTTP client is a small keep-alive HTTP/1.1 client over asyncio streams
 (``http://`` only), fast enough to drive thousands of requests a second from
 one core; responses need a Content-Length or chunked encoding.
+
+Offered and achieved rates: the achieved rate counts successful responses over
+the time from the first scheduled send to the last response, so it includes the
+open loop's ramp-down (the last responses arrive after the sending window) and
+the client's own scheduling lag. Offering exactly the throughput target therefore
+reads a few req/s under it (996 of 1000) even from a server that keeps up: the
+default offered rate is :data:`RATE_HEADROOM` (10 %) above the throughput target
+(:func:`default_rate`), and the verdict says so when a run offered less than the
+target.
 """
 from __future__ import annotations
 
@@ -15,15 +24,26 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 
-from bizra_nb.errors import InvalidInput
+from bizra_nb.errors import InvalidInput, Unavailable
 
 RUNBOOK_TARGETS = {"p50_ms": 20.0, "p95_ms": 50.0, "p99_ms": 100.0, "error_rate": 0.01,
                    "throughput_rps": 1000.0, "ws_latency_ms": 10.0}
+RATE_HEADROOM = 1.1  # the default offered rate: 10 % above the throughput target (see the module docstring)
+UNITS = {"p50_ms": "ms", "p95_ms": "ms", "p99_ms": "ms", "ws_latency_ms": "ms", "throughput_rps": "req/s",
+         "error_rate": ""}
+LABELS = {"p50_ms": "P50 latency", "p95_ms": "P95 latency", "p99_ms": "P99 latency", "error_rate": "error rate",
+          "throughput_rps": "throughput (achieved)", "ws_latency_ms": "WebSocket latency"}
+
+
+def default_rate(targets: dict | None = None) -> float:
+    """The rate to offer by default: :data:`RATE_HEADROOM` times the throughput target (1100 req/s for 1000)."""
+    return round({**RUNBOOK_TARGETS, **(targets or {})}["throughput_rps"] * RATE_HEADROOM, 1)
 
 
 class _Connection:
@@ -79,6 +99,7 @@ class LoadResult:
     rate: float
     ws_latency_ms: list[float] = field(default_factory=list)
     elapsed: float | None = None  # None: as long as ``duration``
+    ws_error: str | None = None  # why the WebSocket probe measured nothing, when it failed
 
     def stats(self) -> dict:
         lat = self.samples["latency_ms"].to_numpy()
@@ -117,6 +138,8 @@ class LoadResult:
         rows = []
         for name, target in targets.items():
             value = stats.get(name)
+            if name == "ws_latency_ms" and value is None and self.ws_error is None:
+                continue  # no WebSocket probe was asked for (ws_clients=0): nothing to judge
             higher_is_better = name == "throughput_rps"
             passed = None if value is None else (value >= target if higher_is_better else value <= target)
             detail = ""
@@ -129,27 +152,97 @@ class LoadResult:
                           f"error rate {stats['error_rate']:.2%}" if stats["error_rate"] is not None else "no requests")
                 if not errors_ok:
                     detail += f" over its target {error_target:.2%}"
+                if stats["offered_rps"] is not None and stats["offered_rps"] < target * RATE_HEADROOM and not passed:
+                    detail += (f"; offer at least {target * RATE_HEADROOM:g} req/s ({RATE_HEADROOM - 1:.0%} above the "
+                               f"target, for the open loop's ramp-down) to show it")
+            elif name == "ws_latency_ms" and value is None:
+                detail = f"not measured: {self.ws_error}" if self.ws_error else "not measured (no WebSocket probe)"
             rows.append({"metric": name, "target": ("> " if higher_is_better else "< ") + f"{target:g}",
                          "measured": value, "pass": passed, "detail": detail})
         return pd.DataFrame(rows).set_index("metric")
 
+    def verdict(self, targets: dict | None = None) -> str:
+        """One line: PASS or FAIL, which targets were missed, offered vs achieved rate."""
+        verdicts = self.verdicts(targets)
+        stats = self.stats()
+        missed = [LABELS.get(name, name) for name, row in verdicts.iterrows() if not row["pass"]]
+        rates = f"{stats['offered_rps']:g} req/s offered, {stats['throughput_rps']:g} achieved"
+        if not missed:
+            return f"PASS: all {len(verdicts)} targets met ({rates})"
+        return f"FAIL: {len(missed)} of {len(verdicts)} targets missed: {', '.join(missed)} ({rates})"
 
-def _check(url: str) -> tuple[str, int, str]:
+    def table(self, targets: dict | None = None) -> str:
+        """The verdicts as a plain-text table for a terminal: target, measured, pass/FAIL, details."""
+        verdicts = self.verdicts(targets)
+        stats = self.stats()
+        rows = [("target", "limit", "measured", "result", "")]
+        rows.append(("offered rate", "", f"{stats['offered_rps']:g} req/s" if stats["offered_rps"] is not None
+                     else "-", "", f"{stats['requests']} requests in {self.duration:g} s"))
+        for name, row in verdicts.iterrows():
+            unit = UNITS.get(name, "")
+            value = row["measured"]
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                shown = "-"
+            elif name == "error_rate":
+                shown = f"{value:.2%}"
+            else:
+                shown = f"{value:g} {unit}".strip()
+            limit = row["target"] if name != "error_rate" else row["target"][:2] + f"{float(row['target'][2:]):.2%}"
+            result = "pass" if row["pass"] else ("FAIL" if row["pass"] is not None else "-")
+            rows.append((LABELS.get(name, name), f"{limit} {unit}".strip() if name != "error_rate" else limit,
+                         shown, result, row["detail"]))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join(("  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths)) + "  " + r[4]).rstrip()
+                         for r in rows)
+
+
+def target_address(url: str) -> tuple[str, int, str]:
+    """Host, port and base path of an ``http://`` URL; :class:`InvalidInput` naming ``target_url`` otherwise."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise InvalidInput(f"target_url must be an http:// URL, got {url!r}", field="target_url")
-    return parts.hostname, parts.port or 80, parts.path.rstrip("/")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise InvalidInput(f"target_url has an invalid port: {url!r}", field="target_url") from None
+    return parts.hostname, port, parts.path.rstrip("/")
+
+
+_check = target_address
+
+
+async def check_reachable(target_url: str, *, path: str = "/health", timeout: float = 5.0) -> int:
+    """One request to ``target_url`` before the load: its HTTP status, or :class:`Unavailable` saying why not."""
+    host, port, base = _check(target_url)
+    conn = _Connection(host, port)
+    try:
+        return await conn.request(base + path, timeout)
+    except asyncio.TimeoutError:
+        raise Unavailable(f"cannot reach {target_url}: no answer within {timeout:g} s", field="target_url") from None
+    except ConnectionRefusedError:
+        raise Unavailable(f"cannot reach {target_url}: connection refused (nothing listens on {host}:{port})",
+                          field="target_url") from None
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or type(exc).__name__)
+        raise Unavailable(f"cannot reach {target_url}: {reason}", field="target_url") from None
+    finally:
+        conn.close()
 
 
 async def run_load(target_url: str, *, endpoints: list[str] = ("/health",), duration: float = 10.0,
-                   rate: float = 500.0, concurrency: int = 64, timeout: float = 5.0,
-                   ws_clients: int = 0, ws_probes: int = 50) -> LoadResult:
+                   rate: float | None = None, concurrency: int = 64, timeout: float = 5.0,
+                   ws_clients: int = 0, ws_probes: int = 50,
+                   progress: Callable[[dict], None] | None = None) -> LoadResult:
     """Send ``rate`` requests a second for ``duration`` seconds, round-robin over ``endpoints``.
 
     At most ``concurrency`` requests are in flight; the others wait for a
-    connection, and their waiting counts in their latency.
+    connection, and their waiting counts in their latency. ``rate`` defaults to
+    :func:`default_rate` (10 % above the runbook's throughput target).
+    ``progress``, when given, is called about once a second with ``elapsed_s``,
+    ``sent``, ``answered``, ``ok`` and ``errors`` so far.
     """
     host, port, base = _check(target_url)
+    rate = default_rate() if rate is None else rate
     if duration <= 0 or rate <= 0 or concurrency <= 0:
         raise InvalidInput("duration, rate and concurrency must be positive", field="rate")
     total = int(duration * rate)
@@ -161,6 +254,8 @@ async def run_load(target_url: str, *, endpoints: list[str] = ("/health",), dura
     status = np.zeros(total, dtype=np.int32)
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
+
+    counts = {"sent": 0, "answered": 0, "ok": 0, "errors": 0}
 
     async def one(i: int) -> None:
         intended = start + i / rate
@@ -175,23 +270,42 @@ async def run_load(target_url: str, *, endpoints: list[str] = ("/health",), dura
         sent_at[i] = intended - start
         latency[i] = (loop.time() - intended) * 1000
         status[i] = code
+        counts["answered"] += 1
+        counts["ok" if 200 <= code < 400 else "errors"] += 1
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            progress({"elapsed_s": round(loop.time() - start, 1), **counts})
 
     ws_task = asyncio.ensure_future(probe_websocket(target_url, clients=ws_clients, probes=ws_probes)) \
         if ws_clients else None
+    reporter = asyncio.ensure_future(report()) if progress is not None else None
     tasks = []
-    for i in range(total):
-        delay = start + i / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(i)))
-    await asyncio.gather(*tasks)
+    try:
+        for i in range(total):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(i)))
+            counts["sent"] += 1
+        await asyncio.gather(*tasks)
+    finally:
+        if reporter is not None:
+            reporter.cancel()
     elapsed = loop.time() - start
     while not pool.empty():
         pool.get_nowait().close()
-    ws = await ws_task if ws_task else []
+    ws, ws_error = [], None
+    if ws_task is not None:
+        try:
+            ws = await ws_task
+        except Exception as exc:  # noqa: BLE001 - the probe failing is a missing measurement, not a crash
+            ws_error = f"{type(exc).__name__}: {exc}"[:200]
     samples = pd.DataFrame({"sent_at": sent_at, "latency_ms": latency, "status": status,
                             "endpoint": [endpoints[i % len(endpoints)] for i in range(total)]})
-    return LoadResult(samples=samples, duration=duration, rate=rate, ws_latency_ms=ws, elapsed=elapsed)
+    return LoadResult(samples=samples, duration=duration, rate=rate, ws_latency_ms=ws, elapsed=elapsed,
+                      ws_error=ws_error)
 
 
 async def probe_websocket(target_url: str, *, clients: int = 10, probes: int = 50) -> list[float]:
@@ -220,6 +334,16 @@ async def probe_websocket(target_url: str, *, clients: int = 10, probes: int = 5
     return times
 
 
-def bench(target_url: str, **kwargs) -> LoadResult:
-    """:func:`run_load` from synchronous code (a script, ``bizra-nb bench``); in a notebook ``await run_load``."""
-    return asyncio.run(run_load(target_url, **kwargs))
+def bench(target_url: str, *, check: bool = True, **kwargs) -> LoadResult:
+    """:func:`run_load` from synchronous code (a script, ``bizra-nb bench``); in a notebook ``await run_load``.
+
+    With ``check`` (the default), one request first: a server that cannot be reached raises
+    :class:`~bizra_nb.errors.Unavailable` at once instead of a run of failed requests.
+    """
+    async def go() -> LoadResult:
+        if check:
+            endpoints = kwargs.get("endpoints") or ["/health"]
+            await check_reachable(target_url, path=endpoints[0], timeout=kwargs.get("timeout", 5.0))
+        return await run_load(target_url, **kwargs)
+
+    return asyncio.run(go())

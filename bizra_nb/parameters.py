@@ -220,3 +220,89 @@ def server_confinement(settings: Any, *, also: Iterable[str] = ()) -> dict:
     """
     sources = (settings.prometheus_url, settings.dataset, settings.audit_source, *settings.run_allowed_urls, *also)
     return {"data_dir": settings.data_dir, "allowed_sources": tuple(s for s in sources if s)}
+
+
+PREFLIGHT_TIMEOUT = 3.0  # seconds a URL parameter has to answer before a run is refused
+
+
+def preflight(declared: dict[str, dict], values: dict[str, Any], *, base: str | Path | None = None,
+              timeout: float = PREFLIGHT_TIMEOUT) -> None:
+    """Refuse a run before a kernel starts when a file it names is missing or a URL it names does not answer.
+
+    Only the values given are checked (a notebook's own defaults are its business). For a
+    parameter whose ``kind`` is set (see :func:`declared_parameters`), a non-empty value that
+    is an ``http(s)://`` URL must answer one GET within ``timeout`` seconds (any HTTP status
+    counts: a Prometheus, Thanos or Mimir base URL often answers its root with a redirect or
+    a 404); any other value of a ``path`` kind must be an existing file or folder, a relative
+    name looked for where the notebook will look (:mod:`bizra_nb.paths`: the data dir, then
+    the working directory).
+    This blocks for up to ``timeout`` seconds per URL: servers call it off their IOLoop.
+
+    Parameters
+    ----------
+    declared
+        From :func:`declared_parameters`.
+    values
+        Checked (and, on a server, confined) values.
+    base
+        The data dir the run's worker gets (``BIZRA_DATA_DIR``); default: this process's.
+    timeout
+        Seconds per URL.
+
+    Raises
+    ------
+    InvalidInput
+        Naming the first parameter (``field``) that fails, and why.
+    """
+    for name, value in values.items():
+        kind = (declared.get(name) or {}).get("kind")
+        if kind is None or not isinstance(value, str) or not value.strip():
+            continue
+        if value.startswith(("http://", "https://")) and "url" in kind:
+            problem = _unanswered(value, timeout)
+            if problem:
+                raise InvalidInput(f"parameter {name}: {excerpt(value, 80)} does not answer ({problem})", field=name)
+        elif "path" in kind and not _SCHEME.match(value):
+            found, where = _find(value, base)
+            if not found:
+                raise InvalidInput(f"parameter {name}: no such file {excerpt(value, 80)}{where}", field=name)
+
+
+def _find(value: str, base: str | Path | None) -> tuple[bool, str]:
+    """Whether the file (or folder) ``value`` names exists, and where a relative one was looked for.
+
+    A relative name is looked for as the notebooks read it (:func:`bizra_nb.paths.data_path`):
+    in the data dir (``base`` when given, else ``$BIZRA_DATA_DIR`` or the project's ``data``),
+    then in the working directory.
+    """
+    from bizra_nb.paths import ENV, data_path, describe
+
+    environ = None if base is None else {ENV: str(base)}
+    return data_path(value, environ=environ).exists(), describe(value, environ=environ)
+
+
+def _unanswered(url: str, timeout: float) -> str | None:
+    """Why ``url`` does not answer an HTTP GET within ``timeout`` seconds, or None when it answers (any status)."""
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            with client.stream("GET", url, headers={"User-Agent": "bizra-nb-preflight"}):
+                return None  # the status line arrived: something answers there; the body is not read
+    except httpx.TimeoutException:
+        return f"no answer within {timeout:g} s"
+    except httpx.ConnectError as exc:
+        return _reason(exc) or "connection refused"
+    except (httpx.HTTPError, ValueError) as exc:
+        return _reason(exc) or type(exc).__name__
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost OS-level reason of a connection error, on one line (``[Errno 111] Connection refused``)."""
+    for _ in range(10):
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    text = str(exc).strip().splitlines()
+    return text[0][:120] if text else ""

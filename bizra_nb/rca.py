@@ -95,10 +95,26 @@ class Diagnosis:
                 "end": _unix(self.end), "ranking": [c.as_dict() for c in self.ranking], "warnings": list(self.warnings)}
 
     def table(self, k: int | None = None) -> pd.DataFrame:
+        """The ranking as a frame, one row per candidate, best first: ``rank`` (index), ``service``,
+        ``score`` (deviation in units of normal spread), ``metric`` (the strongest), ``onset`` (UTC),
+        ``explanation``.
+
+        Parameters
+        ----------
+        k
+            The top ``k`` candidates; None: all.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Displayed with every explanation in full (no ``…`` at pandas' column width).
+        """
+        from bizra_nb.tables import FullTextFrame
+
         rows = [{"rank": n, "service": c.service, "score": round(c.score, 2), "metric": c.metric,
                  "onset": c.onset.strftime("%Y-%m-%d %H:%M:%S") if c.onset is not None else "-",
                  "explanation": c.explanation} for n, c in enumerate(self.ranking[:k], 1)]
-        return pd.DataFrame(rows).set_index("rank") if rows else pd.DataFrame()
+        return FullTextFrame(pd.DataFrame(rows).set_index("rank") if rows else pd.DataFrame())
 
 
 def _unix(ts: pd.Timestamp | None) -> float | None:

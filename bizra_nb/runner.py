@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,8 +29,8 @@ from typing import Any, Callable
 
 from bizra_nb.errors import BizraError, Conflict, InvalidInput
 from bizra_nb.parameters import (  # noqa: F401 - importable from here too, as before
-    _NAME, _TYPES, check_parameters, coerce_cli_value, declared_parameters, describe_parameters)
-from bizra_nb.reports import export_html, extract_summary, failure_cell, write_atomic, write_index
+    _NAME, _TYPES, check_parameters, coerce_cli_value, declared_parameters, describe_parameters, preflight)
+from bizra_nb.reports import export_html, extract_summary, failure_cell, report_title, trim_failed, write_atomic, write_index
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.store import Store
 
@@ -198,12 +199,18 @@ class Runner:
 
     def create(self, notebook: str | Path, parameters: dict | None = None, *, trigger: str = "api",
                incident_id: int | None = None, kind: str | None = None, confine: dict | None = None) -> dict:
-        """Validate and record a queued run (nothing executes yet); ``confine``: see :func:`check_parameters`."""
+        """Validate and record a queued run (nothing executes yet); ``confine``: see :func:`check_parameters`.
+
+        Before anything is recorded, :func:`~bizra_nb.parameters.preflight` checks that the files the
+        parameters name exist and the URLs answer (blocking up to a few seconds: call it off an IOLoop).
+        """
         path = resolve_notebook(notebook, self.notebooks_dir)
         checked = check_parameters(path, parameters or {}, confine=confine)
+        preflight(declared_parameters(path), checked,  # a missing file, a silent URL: refused, nothing recorded
+                  base=_data_dir_environment(self.store).get("BIZRA_DATA_DIR"))  # where the worker looks
         run_id = uuid.uuid4().hex[:10]
         kind = kind or KINDS.get(path.stem, "other")
-        folder = self.reports_dir / kind / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{run_id}"
+        folder = self.reports_dir / kind / f"{_folder_subject(path.stem, checked)}-{run_id}"
         run = self.store.create_run(id=run_id, notebook=str(path), kind=kind, status="queued", trigger=trigger,
                                     parameters=checked, created_at=time.time(), folder=str(folder),
                                     incident_id=incident_id)
@@ -270,7 +277,8 @@ class Runner:
         cmd = [sys.executable, "-m", "bizra_nb.notebook_exec", "--input", run["notebook"], "--output", str(partial),
                "--parameters", json.dumps(run["parameters"]), "--kernel", self.kernel,
                "--cell-timeout", str(self.cell_timeout), "--cwd", os.getcwd()]
-        env = {**worker_environment(os.environ), "BIZRA_REPORT": "1", "BIZRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+        env = {**worker_environment(os.environ), "BIZRA_REPORT": "1", "BIZRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1",
+               **_data_dir_environment(self.store)}
         with open(folder / "run.log", "w", encoding="utf-8") as worker_log:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=worker_log, text=True, env=env,
                                     start_new_session=True)
@@ -384,8 +392,9 @@ class Runner:
             nb.cells.insert(0, failure_cell(notebook=path.stem, error=error, parameters=run["parameters"]))
         write_atomic(folder / "run.ipynb", nbformat.writes(nb))
         partial.unlink(missing_ok=True)
-        title = f"{path.stem} {run['id']}" + (" (FAILED)" if status != "succeeded" else "")
-        write_atomic(folder / "report.html", export_html(nb, title=title))
+        title = report_title(path.stem, run["parameters"], failed=status != "succeeded")
+        shown = trim_failed(nbformat.from_dict(nb)) if error is not None else nb  # run.ipynb keeps every cell
+        write_atomic(folder / "report.html", export_html(shown, title=title))
         self._write_summary(run, status, error, summary)
         return summary, message
 
@@ -393,7 +402,11 @@ class Runner:
     def _write_summary(run: dict, status: str, error: dict | None, summary: dict) -> None:
         write_atomic(Path(run["folder"]) / "summary.json", json.dumps({
             "run_id": run["id"], "notebook": Path(run["notebook"]).stem, "kind": run["kind"], "status": status,
-            "parameters": run["parameters"], "error": error, "summary": summary}, indent=2, default=str))
+            "parameters": run["parameters"], "error": error, "summary": summary,
+            "title": report_title(Path(run["notebook"]).stem, run["parameters"], failed=status != "succeeded"),
+            "created_at": run.get("created_at"), "started_at": run.get("started_at"),  # the index reads these
+            "finished_at": time.time(), "trigger": run.get("trigger"), "incident_id": run.get("incident_id"),
+            }, indent=2, default=str))
 
     def write_index(self) -> Path:
         return write_index(self.store.list_runs(limit=1000), self.reports_dir)
@@ -424,6 +437,23 @@ def report_links(run: dict, base: str = "/reports") -> dict:
     parts = Path(folder).parts[-2:]
     prefix = f"{base}/{'/'.join(parts)}"
     return {"html": f"{prefix}/report.html", "notebook": f"{prefix}/run.ipynb", "summary": f"{prefix}/summary.json"}
+
+
+def _folder_subject(notebook: str, parameters: dict) -> str:
+    """The start of a run folder's name: the audited month for an audit (``2026-10``), else today's date."""
+    month = str(parameters.get("month") or "")
+    if notebook == "compliance_audit" and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        return month
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def _data_dir_environment(store: Store) -> dict[str, str]:
+    """``BIZRA_DATA_DIR`` for a worker: the folder of a SQLite store, absolute (the base of the notebook's
+    relative paths, :mod:`bizra_nb.paths`); nothing for another database."""
+    url = str(getattr(store, "url", ""))
+    if not url.startswith("sqlite:///"):
+        return {}
+    return {"BIZRA_DATA_DIR": str(Path(url[len("sqlite:///"):]).resolve().parent)}
 
 
 def worker_environment(environ: dict[str, str]) -> dict[str, str]:

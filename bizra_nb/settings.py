@@ -44,6 +44,10 @@ def _cron(value: str) -> str | None:
     return None
 
 
+def _web_url(value: str) -> str | None:
+    return None if not value or value.startswith(("http://", "https://")) else "must be an http:// or https:// URL (or empty)"
+
+
 def _log_level(value: str) -> str | None:
     allowed = ("debug", "info", "warning", "error")
     return None if value in allowed else f"must be one of {', '.join(allowed)}"
@@ -83,6 +87,7 @@ class Settings:
     audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), UTC; empty: off", _cron)
     benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, UTC; empty: off", _cron)
     schedule_grace: float = _setting(300.0, "seconds after its time a scheduled run may still start before it counts as missed", _positive)
+    grafana_url: str = _setting("", "Grafana (dashboards) URL the status page links to; empty: no link", _web_url)
     log_level: str = _setting("info", "log level: debug, info, warning, error", _log_level)
 
     def replace(self, **changes: Any) -> "Settings":

@@ -113,9 +113,47 @@ def register_source(kind: str, factory: Callable[..., MetricSource]) -> None:
 
 
 def open_source(location: str | Path, *, kind: str | None = None, **options) -> MetricSource:
-    """A source for a URL (``http(s)://`` → Prometheus HTTP API) or a dataset file path."""
+    """A metric source for a URL or a dataset file: the first call of a notebook or a script.
+
+    Parameters
+    ----------
+    location
+        ``http(s)://...``: a Prometheus (or compatible) HTTP API base URL. Anything else: a
+        dataset file (CSV or Parquet, wide or long); a relative path is read from the data
+        dir (``$BIZRA_DATA_DIR``, see :mod:`bizra_nb.paths`), not the kernel's working directory.
+    kind
+        Force a registered kind (``"dataset"``, ``"prometheus"``, or one added with
+        :func:`register_source`); default: from ``location``.
+    **options
+        Passed to the source (e.g. ``cmdb=``, ``token=``, ``timeout=`` for Prometheus).
+
+    Returns
+    -------
+    MetricSource
+        Call ``.fetch(start=..., end=..., services=...)`` for a :class:`Fetch`.
+
+    Raises
+    ------
+    InvalidInput
+        An empty location, a dataset file that does not exist (named, with where it was
+        looked for), an unknown kind.
+
+    Examples
+    --------
+    >>> metrics = open_source("demo/metrics.parquet")          # doctest: +SKIP
+    >>> frame = metrics.fetch(start="2026-10-27T16:00Z").frame  # doctest: +SKIP
+    """
+    if location is None or str(location).strip() == "":
+        raise InvalidInput("no metric source given: pass a dataset file or a Prometheus URL", field="source")
     if kind is None:
         kind = "prometheus" if str(location).startswith(("http://", "https://")) else "dataset"
+    if kind == "dataset":
+        from bizra_nb.paths import data_path, describe
+
+        resolved = data_path(location)
+        if not resolved.is_file():
+            raise InvalidInput(f"dataset file {location} not found{describe(location)}", field="source")
+        location = resolved
     if kind == "prometheus" and kind not in _KINDS:
         from bizra_nb.prometheus import PrometheusSource  # registers itself; import only when used
 

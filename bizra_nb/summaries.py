@@ -7,6 +7,8 @@ import pandas as pd
 
 from bizra_nb.markup import md, md_code
 from bizra_nb.rca import Diagnosis
+from bizra_nb.tables import PeopleTable, for_people, format_value
+from bizra_nb.units import unit_of, with_unit
 
 
 def _when(ts) -> str:
@@ -34,19 +36,63 @@ def incident_summary(diagnosis: Diagnosis, incident: dict | None = None, *, symp
     if isinstance(labels, dict) and labels:
         shown = [md_code(f"{k}={v}", limit=120) for k, v in list(labels.items())[:12]]
         lines.append("Alert labels: " + ", ".join(shown) + ("…" if len(labels) > 12 else "") + ".")
+    alerting = symptom_service or incident.get("symptom_service") or incident.get("service") or ""
     started = "detected" if diagnosis.anomaly_start_detected else "given"
     lines.append(f"The anomaly began at **{_when(diagnosis.anomaly_start)}** ({started}); the window ends "
                  f"{_when(diagnosis.end)}.")
+    if alerting:
+        lines.append(f"The alert came from {md_code(alerting)}.")
     if top is not None and top.evidence:
         lines.append(f"**Most likely root cause: {md_code(top.service)}.** {md(top.explanation)}")
+        if top.path and len(top.path) > 1:
+            reached = " → ".join(md_code(n) for n in top.path)
+            alert_note = "" if not alerting or alerting in top.path else \
+                f" (the alerting {md_code(alerting)} is not on it: check its own metrics)"
+            lines.append(f"It propagated along the dependencies: {reached}{alert_note}.")
         others = [c.service for c in diagnosis.ranking[1:4] if c.evidence]
         if others:
             lines.append(f"Also anomalous: {', '.join(md_code(o) for o in others)}.")
     else:
         lines.append("No service left its normal range in this window: nothing to blame yet.")
+    lines.append(quiet_services(diagnosis))
     if diagnosis.warnings:
         lines.append(f"⚠ {len(diagnosis.warnings)} data warning(s); see *Data checks* below.")
-    return "\n\n".join(lines)
+    return "\n\n".join(line for line in lines if line)
+
+
+def quiet_services(diagnosis: Diagnosis) -> str:
+    """One line naming the services that stayed within their normal range (no evidence, no bar)."""
+    quiet = sorted(c.service for c in diagnosis.ranking if not c.evidence)
+    if not quiet:
+        return ""
+    names = ", ".join(md_code(q) for q in quiet[:12]) + (f" and {len(quiet) - 12} more" if len(quiet) > 12 else "")
+    return f"{len(quiet)} other service(s) stayed within their normal range: {names}."
+
+
+def ranking_table(diagnosis: Diagnosis, k: int = 10) -> PeopleTable:
+    """The candidates with evidence as a table for people: rank, service, deviation, metric (with unit), onset,
+    the full explanation."""
+    rows = [{"rank": n, "service": c.service, "score": c.score,
+             "metric": c.metric + (f" ({unit_of(c.metric) if unit_of(c.metric) != 'ratio' else '%'})"
+                                   if unit_of(c.metric) else ""),
+             "onset": c.onset, "explained_by": c.explained_by or "", "explanation": c.explanation}
+            for n, c in enumerate([c for c in diagnosis.ranking if c.evidence][:k], 1)]
+    frame = pd.DataFrame(rows, columns=["rank", "service", "score", "metric", "onset", "explained_by", "explanation"])
+    return for_people(frame, {"rank": ("#", "int"), "service": "Service", "score": ("Deviation (× spread)", "number"),
+                              "metric": "Strongest metric", "onset": ("Onset", "time"),
+                              "explained_by": "Explained by", "explanation": "Explanation"},
+                      empty="No service left its normal range.")
+
+
+def checks_table(checks: list[dict]) -> PeopleTable:
+    """The data checks of a fetch, each passed (✔) or not (✖) with its message."""
+    frame = pd.DataFrame(checks, columns=["check", "ok", "kind", "message"])
+    frame["check"] = frame["check"].astype(str).str.replace("_", " ")
+    shown = {"check": "Check", "ok": ("Result", "pass")}
+    if frame["message"].fillna("").astype(str).str.strip().any():
+        shown["message"] = "Detail"
+    return for_people(frame, shown,
+                      labels=("✔ passed", "✖ failed"), empty="No data check ran.")
 
 
 def bullet_list(lines, *, code: bool = False, empty: str = "") -> str:
@@ -83,18 +129,152 @@ def benchmark_summary(stats: dict, verdicts: pd.DataFrame, target_url: str) -> s
     ])
 
 
+def benchmark_table(verdicts: pd.DataFrame) -> PeopleTable:
+    """The benchmark's verdicts: each runbook target, its measured value with its unit, ✔/✖."""
+    names = {"p50_ms": "Latency P50", "p95_ms": "Latency P95", "p99_ms": "Latency P99", "error_rate": "Error rate",
+             "throughput_rps": "Throughput (req/s)", "ws_latency_ms": "WebSocket round trip"}
+    rows = []
+    for metric, row in verdicts.iterrows():
+        kind = "rps" if metric == "throughput_rps" else ("share" if metric == "error_rate" else "ms")
+        target = str(row["target"])
+        op, _, number = target.partition(" ")
+        try:
+            target = f"{op} {format_value(float(number), kind)}"
+        except ValueError:
+            pass
+        rows.append({"target name": names.get(metric, metric), "target": target,
+                     "measured": format_value(row["measured"], kind), "pass": row["pass"], "detail": row["detail"]})
+    return for_people(pd.DataFrame(rows), {"target name": "Objective", "target": "Target", "measured": "Measured",
+                                           "pass": ("Result", "pass"), "detail": "Detail"},
+                      labels=("✔ pass", "✖ fail"))
+
+
+def latency_by_endpoint(samples: pd.DataFrame) -> PeopleTable:
+    """Requests and latency percentiles (ms) per endpoint of a load test."""
+    grouped = samples.groupby("endpoint")["latency_ms"]
+    frame = pd.DataFrame({"requests": grouped.size(), "p50": grouped.quantile(0.5), "p95": grouped.quantile(0.95),
+                          "p99": grouped.quantile(0.99), "max": grouped.max()}).reset_index()
+    return for_people(frame, {"endpoint": "Endpoint", "requests": ("Requests", "int"), "p50": ("P50", "ms"),
+                              "p95": ("P95", "ms"), "p99": ("P99", "ms"), "max": ("Max", "ms")})
+
+
+def audit_criteria(summary: dict) -> list[tuple[str, str, str, bool]]:
+    """The audit's compliance criteria: (objective, target, achieved, met), the verdict's reasons in order."""
+    slo = summary["slo"]
+    latency = summary.get("latency_attainment")
+    return [
+        ("Availability (1 − 5xx / requests)", f"≥ {slo['availability'] * 100:.2f} %",
+         f"{summary['availability'] * 100:.2f} %", summary["availability"] >= slo["availability"]),
+        (f"P99 latency ≤ {slo['latency_p99_ms']:g} ms", f"≥ {slo['latency_attainment'] * 100:.0f} % of the time",
+         "not measured" if latency is None else f"{latency * 100:.2f} % of the time",
+         latency is None or latency >= slo["latency_attainment"]),
+        ("Monthly Ahsan score", f"≥ {slo['score']:g}", f"{summary['score']:.1f} ({summary['tier']})",
+         summary["score"] >= slo["score"]),
+    ]
+
+
+def _month_name(month: str) -> str:
+    try:
+        return pd.Timestamp(month + "-01").strftime("%B %Y")
+    except ValueError:
+        return md(month)
+
+
 def audit_summary(summary: dict) -> str:
+    """The audit's verdict first, with the criteria it was judged on, then the month's figures (Markdown)."""
     mark = "✔" if summary["compliant"] else "✖"
-    lines = [f"## {mark} {summary['month']}: {summary['verdict'].upper()}",
-             f"Monthly Ahsan score **{summary['score']}** (*{summary['tier']}*); availability "
-             f"**{summary['availability']:.3%}** against an SLO of {summary['slo']['availability']:.3%} "
-             f"({summary['error_budget_used']:.0%} of the error budget used).",
-             f"The score was under 97 for {summary['minutes_below_97']:.0f} minutes and under 95 for "
-             f"{summary['minutes_below_95']:.0f} minutes. {summary['incidents']} incidents "
+    criteria = audit_criteria(summary)
+    lines = [f"## {mark} {md(summary['month'])}: {summary['verdict'].upper()}",
+             f"**{_month_name(summary['month'])}** is *compliant* when every criterion below is met "
+             f"({sum(met for *_, met in criteria)} of {len(criteria)} met):",
+             "\n".join(f"- {'✔' if met else '✖'} **{name}**: target {target}, achieved {achieved}"
+                       for name, target, achieved, met in criteria),
+             f"Error budget used: **{summary['error_budget_used'] * 100:.0f} %**. "
+             f"The score was under 97 for {format_value(summary['minutes_below_97'], 'minutes')} and under 95 for "
+             f"{format_value(summary['minutes_below_95'], 'minutes')}. {summary['incidents']} incident(s) "
              f"({', '.join(f'{k}: {v}' for k, v in summary['incidents_by_severity'].items() if v) or 'none'}); "
-             f"{summary['benchmarks']} benchmark runs."]
+             f"{summary['benchmarks']} benchmark run(s)."]
     if summary["reasons"]:
-        lines.append("Why not compliant: " + "; ".join(summary["reasons"]) + ".")
+        lines.append("Why not compliant: " + "; ".join(md(r) for r in summary["reasons"]) + ".")
     if summary["coverage"] < 0.99:
-        lines.append(f"⚠ Data covers {summary['coverage']:.1%} of the month; see the appendix.")
+        lines.append(f"⚠ Data covers {summary['coverage'] * 100:.1f} % of the month; see the appendix.")
     return "\n\n".join(lines)
+
+
+def slo_table(summary: dict) -> PeopleTable:
+    """The SLOs of the audited month: objective, target, achieved, met/missed, error budget used."""
+    rows = [{"objective": name, "target": target, "achieved": achieved, "met": met, "budget": ""}
+            for name, target, achieved, met in audit_criteria(summary)]
+    rows[0]["budget"] = f"{summary['error_budget_used'] * 100:.0f} %"
+    return for_people(pd.DataFrame(rows), {"objective": "Objective", "target": "Target", "achieved": "Achieved",
+                                           "met": ("Met", "pass"), "budget": "Error budget used"})
+
+
+def incident_stats_table(stats: pd.DataFrame) -> PeopleTable:
+    """MTTA and MTTR by severity, humanised."""
+    return for_people(stats, {"severity": "Severity", "incidents": ("Incidents", "int"),
+                              "MTTA_minutes": ("MTTA", "minutes"), "MTTR_minutes": ("MTTR", "minutes"),
+                              "median_TTR_minutes": ("Median TTR", "minutes")})
+
+
+def incidents_table(incidents: pd.DataFrame) -> PeopleTable:
+    """The month's incidents: when, severity, service, title, time to acknowledge and to resolve."""
+    return for_people(incidents, {"id": ("#", "int"), "opened": ("Opened", "time"), "severity": "Severity",
+                                  "status": "Status", "service": "Service", "title": "Title",
+                                  "tta_minutes": ("Time to acknowledge", "minutes"),
+                                  "ttr_minutes": ("Time to resolve", "minutes")},
+                      empty="No incidents this month.")
+
+
+def benchmarks_table(benchmarks: pd.DataFrame) -> PeopleTable:
+    """The month's benchmark runs: date, latency, throughput, pass/fail."""
+    return for_people(benchmarks, {"date": ("Date", "time"), "status": "Run", "p50_ms": ("P50", "ms"),
+                                   "p99_ms": ("P99", "ms"), "throughput_rps": ("Throughput (req/s)", "rps"),
+                                   "passed": ("Targets", "pass")},
+                      labels=("✔ pass", "✖ fail"), empty="No benchmark ran this month.")
+
+
+_COMPARED = {"score": ("Monthly Ahsan score", "score"), "availability": ("Availability", "share"),
+             "error_budget_used": ("Error budget used", "share"), "latency_attainment": ("P99 latency met", "share"),
+             "minutes_below_95": ("Time under 95", "minutes"), "incidents": ("Incidents", "int")}
+
+
+def comparison_table(comparison: pd.DataFrame) -> PeopleTable:
+    """Month over month: each measure last month, this month and the change, in its own unit."""
+    rows = []
+    for measure, row in comparison.iterrows():
+        name, kind = _COMPARED.get(measure, (str(measure), "number"))
+        change = row["change"]
+        shown = format_value(change, kind)
+        rows.append({"measure": name, "previous": format_value(row["previous"], kind),
+                     "now": format_value(row["this month"], kind),
+                     "change": shown if shown == "–" or shown.startswith("-") else "+" + shown})
+    return for_people(pd.DataFrame(rows), {"measure": "Measure", "previous": "Previous month", "now": "This month",
+                                           "change": "Change"})
+
+
+def coverage_table(coverage: dict) -> PeopleTable:
+    """How much of the month the data covers, and its gaps."""
+    rows = [("Steps expected", format_value(coverage["expected_steps"], "int")),
+            ("Steps with data", format_value(coverage["present_steps"], "int")),
+            ("Coverage", format_value(coverage["share"], "share")),
+            ("Gaps", format_value(coverage["gaps"], "int")),
+            ("Longest gap", _duration_text(coverage["longest_gap"])),
+            ("Missing at the start", _duration_text(coverage["missing_at_start"])),
+            ("Missing at the end", _duration_text(coverage["missing_at_end"])),
+            ("Step", _duration_text(coverage["step"]))]
+    return for_people(pd.DataFrame(rows, columns=["what", "value"]), {"what": "Data coverage", "value": "Value"})
+
+
+def _duration_text(text: str) -> str:
+    try:
+        return format_value(pd.Timedelta(text), "duration")
+    except ValueError:
+        return str(text)
+
+
+def alerts_table(fired: pd.DataFrame) -> PeopleTable:
+    """Alerts that fired in the month: name, severity, episodes, time firing."""
+    return for_people(fired, {"alertname": "Alert", "severity": "Severity", "episodes": ("Episodes", "int"),
+                              "minutes_firing": ("Time firing", "minutes")},
+                      empty="No alert history in this source (a dataset file has none; Prometheus keeps it in ALERTS).")

@@ -20,7 +20,7 @@ from bizra_nb.settings import Settings
 from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.runner import Runner
-from bizra_server import alerts, cmdb, health, live, metrics, openapi, page, rca, reports, runs
+from bizra_server import alerts, auth_check, cmdb, health, live, metrics, openapi, page, rca, reports, runs
 from bizra_server.auth import load_or_create_token
 from bizra_server.background import Background
 from bizra_server.base import MAX_BODY_SIZE, NotFoundHandler, UnknownHostHandler, host_allowed
@@ -32,7 +32,7 @@ from bizra_server.instrumentation import AccessLog, RequestInstrumentation, rout
 
 log = logging.getLogger("bizra.server")
 
-RESOURCES = [page, health, metrics, live, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list
+RESOURCES = [page, health, metrics, live, auth_check, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list
 
 
 @dataclass
@@ -240,13 +240,13 @@ class Server:
 
 
 async def serve(settings: Settings, *, ready: Callable[[dict], None] | None = None) -> None:
-    """Run the server until SIGINT or SIGTERM, then shut down gracefully."""
+    """Run the server until SIGINT, SIGTERM or SIGHUP, then shut down gracefully."""
     server = Server(settings)
     ports = await server.start()
     gc.freeze()  # start-up objects never become garbage: keep them out of every collection
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
         loop.add_signal_handler(sig, stop.set)
     log.info("serving API on http://%s:%d (WebSocket also on :%s)", settings.host, ports["http"], ports.get("ws", "-"))
     if ready is not None:

@@ -7,15 +7,78 @@ from pathlib import Path
 
 from bizra_nb import __version__
 from bizra_nb.errors import Unavailable
+from bizra_nb.status import overall_status
 from bizra_server.base import BaseHandler, encode_json
+
+OPEN_INCIDENTS_TTL = 1.0  # seconds /health reuses its read of the open incidents (dashboards poll it hard)
+NO_SOURCE_HINT = ("no metric source is configured: diagnoses cannot run; start the server with "
+                  "--prometheus-url URL or --dataset FILE (BIZRA_PROMETHEUS_URL, BIZRA_DATASET)")
+
+
+class StatusPart:
+    """The overall-status members of /health (``overall_status``, ``open_incidents``, ``metric_source``,
+    ``links``), encoded once per change: the open incidents are read from the store at most once a TTL,
+    and the verdict is recomputed only when they, the score or the controller's cycle changed."""
+
+    def __init__(self, ttl: float = OPEN_INCIDENTS_TTL) -> None:
+        self.ttl = ttl
+        self.read_at = float("-inf")
+        self.incidents: list[dict] = []
+        self.key: tuple | None = None
+        self.encoded = ""
+
+    async def get(self, handler: BaseHandler, snap: dict) -> str:
+        if time.monotonic() - self.read_at >= self.ttl:
+            self.read_at = time.monotonic()
+            self.incidents = await handler.blocking(self.read_incidents, handler.store)
+        controller = handler.services.controller
+        alive = controller.alive
+        key = (snap["score"], snap["tier"], controller.cycle_count, alive, self.read_at)
+        if key != self.key:
+            self.key, self.encoded = key, self.encode(handler.services, snap, alive)
+        return self.encoded
+
+    @staticmethod
+    def read_incidents(store) -> list[dict]:
+        return [{"id": i["id"], "severity": i["severity"], "title": i.get("title")}
+                for status in ("open", "acknowledged")
+                for i in store.list_incidents(status=status, limit=1000)]
+
+    def encode(self, services, snap: dict, alive: bool) -> str:
+        controller, settings = services.controller, services.settings
+        components = dict(controller.components)
+        if controller.last_cycle_at is not None and not alive:
+            components["controller"] = {"ok": False, "detail": "no cycle since "
+                                        f"{time.time() - controller.last_cycle_at:.0f} s"}
+        return encode_json({
+            "overall_status": overall_status(snap["score"], snap["tier"], self.incidents, components),
+            "open_incidents": len(self.incidents),
+            "metric_source": metric_source(settings),
+            "links": {"grafana": settings.grafana_url} if settings.grafana_url else {},
+        })[1:-1]
+
+
+def metric_source(settings) -> dict:
+    """Where diagnoses read metrics, so the page can say when nothing is configured (and what fixes it)."""
+    if settings.prometheus_url:
+        return {"configured": True, "kind": "prometheus"}
+    if settings.dataset:
+        return {"configured": True, "kind": "dataset"}
+    return {"configured": False, "kind": None, "hint": NO_SOURCE_HINT}
 
 
 class HealthHandler(BaseHandler):
-    """Liveness and the score; kept cheap, since dashboards poll it (see benchmarks/health_throughput.py)."""
+    """Liveness, the score and the overall status; kept cheap, since dashboards poll it
+    (see benchmarks/health_throughput.py): the status part is re-encoded only when it changed.
 
-    def get(self) -> None:
+    ``status`` stays the liveness answer (``ok``); ``overall_status`` is the status-page verdict
+    (:func:`bizra_nb.status.overall_status`) with its reasons.
+    """
+
+    async def get(self) -> None:
         services = self.services
         snap = self.scorekeeper.snapshot()
+        status_part = await self.application.settings.setdefault("health_status_part", StatusPart()).get(self, snap)
         live = encode_json({
             "status": "ok",
             "version": __version__,
@@ -28,9 +91,9 @@ class HealthHandler(BaseHandler):
             "violations": snap["violations"],
             "websocket_clients": len(self.hub.clients),
         })
-        # the controller's part changes once a cycle: it arrives pre-encoded
+        # the controller's part changes once a cycle, the status part once a change: they arrive pre-encoded
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(live[:-1] + ", " + services.controller.health_fragment + "}")
+        self.finish(live[:-1] + ", " + services.controller.health_fragment + ", " + status_part + "}")
 
 
 PROBE_FILE = ".write-probe"  # created, synced and removed in the data dir by each GET /ready

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from bizra_nb.errors import BizraError
 from bizra_nb.parameters import server_confinement
 from bizra_nb.schedule import Cron, parse_cron, previous_month_of
 
@@ -41,8 +42,9 @@ class Scheduler:
                                           lambda due: {"month": previous_month_of(due), "source": audit_source,
                                                        "data_dir": "."}))  # confined: the data dir itself
             else:
-                log.info("the audit schedule is set but no audit source (--audit-source or --prometheus-url): "
-                            "scheduled audits are off")
+                log.warning("scheduled audits are off: no platform metrics to audit; set --audit-source (a dataset "
+                            "file or a Prometheus URL) or --prometheus-url, or BIZRA_AUDIT_SOURCE or "
+                            "BIZRA_PROMETHEUS_URL (or --audit-schedule '' to silence this)")
         if settings.benchmark_schedule:
             schedules.append(Schedule("benchmark", parse_cron(settings.benchmark_schedule), "benchmark",
                                       lambda due: {"target_url": base_url(), "duration": 10.0}))
@@ -75,8 +77,14 @@ class Scheduler:
             else:
                 keeper.record()
             store.put_meta(self.key(schedule), due.isoformat())
-            run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}",
-                                confine=server_confinement(self.services.settings, also=[self.base_url()]))
+            try:
+                run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}",
+                                    confine=server_confinement(self.services.settings, also=[self.base_url()]))
+            except BizraError as exc:  # e.g. its source does not answer (pre-flight): this due time is missed
+                log.error("scheduled %s due %s could not start: %s", schedule.name, due.isoformat(), exc.message)
+                keeper.record_violation("silent_failure", f"schedule {schedule.name} due {due.isoformat()} "
+                                                          f"could not start: {exc.message}"[:500])
+                continue  # the other schedules due now still start
             runner.submit(run)
             started.append(run)
         return started

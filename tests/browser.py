@@ -1,8 +1,14 @@
-"""Headless Chromium (Debian package) for the tests: render a page, read its DOM, take a screenshot."""
+"""Headless Chromium (Debian package) for the tests: render a page, read its DOM, take a screenshot; Playwright pages.
+
+The ``browser`` fixture (tests/conftest.py) drives the same Chromium with Playwright; :class:`Watched`
+opens a page on it recording console errors and request hosts.
+"""
 from __future__ import annotations
 
 import subprocess
 import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
 
 from tests.conftest import need_binary
 
@@ -29,3 +35,28 @@ def screenshot(url: str, path: str, *, width: int = 1280, height: int = 2400, bu
         subprocess.run([chromium(), *FLAGS, *OFFLINE, f"--user-data-dir={profile}", f"--window-size={width},{height}",
                         f"--virtual-time-budget={budget_ms}", f"--screenshot={path}", url],
                        capture_output=True, timeout=120, check=True)
+
+
+ARTEFACTS = Path(__file__).parent.parent / "build" / "test-artefacts"  # screenshots, for people to look at
+PLAYWRIGHT_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+class Watched:
+    """A Playwright page with its console errors and every request host recorded."""
+
+    def __init__(self, browser, url: str, **context) -> None:
+        self.context = browser.new_context(**context)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.hosts: set[str] = set()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.hosts.add(urlparse(r.url).hostname or urlparse(r.url).scheme))
+        self.page.goto(url)
+
+    def dot(self, colour: str, timeout: float = 15000) -> None:
+        self.page.wait_for_selector(f"#connection.{colour}", timeout=timeout)
+
+    def close(self) -> None:
+        self.context.close()

@@ -17,6 +17,9 @@ token
     The API token of ``server``.
 auth
     ``{"Authorization": "Bearer <token>"}`` for state-changing requests.
+browser
+    (module) Debian's Chromium driven by Playwright (its own browsers are never downloaded); open pages
+    with :class:`tests.browser.Watched`. Skips locally, fails in CI, when Chromium is missing.
 fleet
     (session) The demo fleet written to files: ``fleet.metrics`` (CSV), ``fleet.cmdb`` (YAML),
     ``fleet.fault`` (the injected fault: ``catalog-db`` latency at ``fleet.fault.start``).
@@ -191,3 +194,16 @@ def fleet(tmp_path_factory):
     cmdb = out / "cmdb.yaml"
     cmdb.write_text(data.cmdb.dumps("yaml"))
     return types.SimpleNamespace(dir=out, metrics=metrics, cmdb=cmdb, fault=fault, data=data)
+
+
+@pytest.fixture(scope="module")  # not wider: Playwright's sync API keeps an asyncio loop running meanwhile
+def browser():
+    from playwright.sync_api import sync_playwright  # a dev dependency
+
+    from tests.browser import PLAYWRIGHT_FLAGS
+
+    chromium = need_binary("chromium")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, headless=True, args=PLAYWRIGHT_FLAGS)
+        yield launched
+        launched.close()

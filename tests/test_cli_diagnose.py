@@ -55,7 +55,7 @@ def test_long_parquet_data(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--data", "/nonexistent.csv"], "does not exist"),
+    (["--data", "/nonexistent.csv"], "dataset file /nonexistent.csv not found"),  # at open_source
     (["--format", "xml"], "invalid choice: 'xml' (choose from 'json', 'table')"),
     (["--anomaly-start", "yesterday"], "anomaly_start: 'yesterday' is neither unix seconds nor ISO-8601"),
     (["--cmdb", "/nonexistent.yaml"], "cannot read CMDB file"),

@@ -115,3 +115,52 @@ def test_explore_starter_runs_on_the_fleet(runner, fleet):
     assert run["status"] == "succeeded"
     html = (Path(run["folder"]) / "report.html").read_text()
     assert "catalog-db" in html and html.count('class="plotly-graph-div"') == 2
+
+
+@pytest.fixture(scope="module")
+def data_home(tmp_path_factory, fleet):
+    """A data dir as BIZRA_DATA_DIR points at: the fleet under demo/ (where the explore notebook looks by
+    default), a month of platform metrics and a store under audit/."""
+    home = tmp_path_factory.mktemp("data-home")
+    write_dataset(fleet.data.metrics, home / "demo" / "metrics.parquet")
+    (home / "demo" / "cmdb.yaml").write_text(fleet.cmdb.read_text())
+    start = pd.Timestamp("2026-09-10T12:00Z")
+    write_dataset(platform_month("2026-09", faults=[Fault("x", "latency", start, magnitude=3.0)]),
+                  home / "audit" / "platform.parquet")
+    Store.open(home / "audit").create_incident(title="t", severity="P2", source="api", opened_at=start.timestamp(),
+                                               acknowledged_at=start.timestamp() + 600, status="acknowledged")
+    return home
+
+
+@pytest.mark.parametrize("name, parameters", [
+    ("explore", {}),  # its defaults: the demo's data in the data dir
+    ("incident_diagnosis", {"source": "demo/metrics.parquet", "cmdb": "demo/cmdb.yaml",
+                            "start": "2026-10-01T10:00:00Z", "end": "2026-10-01T12:00:00Z"}),
+    ("compliance_audit", {"month": "2026-09", "source": "audit/platform.parquet", "data_dir": "audit"}),
+])
+def test_notebooks_read_relative_paths_from_the_data_dir_whatever_the_kernel_cwd(name, parameters, data_home,
+                                                                                  monkeypatch, tmp_path):
+    """As `jupyter lab notebooks/explore.ipynb` runs them: the kernel starts in notebooks/."""
+    import papermill
+
+    from bizra_nb.runner import ensure_kernel
+
+    monkeypatch.setenv("BIZRA_DATA_DIR", str(data_home))
+    out = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(out), parameters=parameters,
+                               cwd=str(NOTEBOOKS_DIR), kernel_name=ensure_kernel(), progress_bar=False)
+    executed = nbformat.read(out, as_version=4)
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    assert not list(NOTEBOOKS_DIR.glob("*.sqlite3")) and not (NOTEBOOKS_DIR / "data").exists()
+
+
+def test_notebook_defaults_are_never_demo_paths():
+    """The CLI and the server pass their sources; a report notebook run without them fails naming the parameter."""
+    from bizra_nb.parameters import declared_parameters
+
+    for name in ("incident_diagnosis", "compliance_audit"):
+        declared = declared_parameters(NOTEBOOKS_DIR / f"{name}.ipynb")
+        for parameter, spec in declared.items():
+            default = str(spec.get("default", ""))
+            assert "demo" not in default, f"{name}.{parameter} defaults to a demo path: {default}"

@@ -173,3 +173,30 @@ def test_scheduled_parameters_are_accepted_by_the_real_notebooks(tmp_path):
         parameters = schedule.parameters(utc(2026, 11, 1, 6))
         assert set(parameters) <= set(declared_parameters(path)), schedule.name
         assert check_parameters(path, parameters) == parameters, schedule.name
+
+
+def test_a_schedule_that_cannot_start_is_a_silent_failure_and_the_others_still_start(tmp_path):
+    import types
+
+    from bizra_nb.errors import InvalidInput
+    from bizra_nb.score import ScoreKeeper
+    from bizra_nb.store import Store
+    from bizra_server.scheduler import Scheduler
+
+    class RefusingAudits(FakeRunner):
+        def create(self, notebook, parameters, **kwargs):
+            if notebook == "compliance_audit":
+                raise InvalidInput("source: http://prometheus:9090 does not answer", field="source")
+            return super().create(notebook, parameters, **kwargs)
+
+    settings = load_settings({"data_dir": tmp_path, "audit_schedule": "0 6 * * *",
+                              "audit_source": "http://prometheus:9090", "benchmark_schedule": "0 6 * * *"},
+                             environ={})
+    runner = RefusingAudits()
+    services = types.SimpleNamespace(settings=settings, store=Store.open(tmp_path), runner=runner,
+                                     scorekeeper=ScoreKeeper())
+    scheduler = Scheduler.from_settings(services, lambda: "http://127.0.0.1:1")
+    scheduler.tick(utc(2026, 11, 2, 5, 0))  # first start
+    started = scheduler.tick(utc(2026, 11, 2, 6, 1))
+    assert [notebook for notebook, _, _ in runner.created] == ["benchmark"] and len(started) == 1
+    assert services.scorekeeper.snapshot()["violations"]["silent_failure"] == 1

@@ -1,41 +1,130 @@
 // The live status page: fills itself from the API, then follows the WebSocket. No build step, no secrets.
+// Nothing stale is ever shown as live: when the stream drops, every value is greyed and the score is unknown.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KINDS = ["http_error", "validation_failed", "run_failed", "assumption_violated", "silent_failure"];
+const STATUS_LABELS = {
+  operational: "All systems operational",
+  degraded_performance: "Degraded performance",
+  partial_outage: "Partial outage",
+  major_outage: "Major outage",
+  under_maintenance: "Under maintenance",
+  unknown: "Status unknown",
+};
+const HEALTH_TTL_MS = 1200;  // /health re-reads the open incidents at most once a second: ask again after that
 const state = {
   token: sessionStorage.getItem("bizra-token") || "",
   incidents: new Map(),   // id -> incident (open or acknowledged)
+  actionErrors: new Map(), // incident id -> the message of its last failed action
   runs: new Map(),        // id -> run
   history: [],            // [[unix seconds, score]]
   cmdb: null,
   heartbeat: 30,
-  lastMessage: 0,
+  lastUpdate: 0,          // ms: the last time fresh data arrived (a message, or a successful fetch)
+  lastHealth: 0,
   connected: false,
+  stale: true,
   backoff: 500,
   selected: null,
+  pending: [],            // messages that arrived while a fresh state was loading, applied after it
+  loadError: "",
 };
 
 // -- the API -------------------------------------------------------------------------------------------------
 
+class ApiError extends Error {
+  constructor(message, status) { super(message); this.status = status; }
+}
+
 async function api(path, options = {}) {
   const headers = Object.assign({ Accept: "application/json" }, options.headers || {});
   if (state.token && options.method && options.method !== "GET") headers.Authorization = "Bearer " + state.token;
-  const response = await fetch(path, Object.assign({}, options, { headers }));
+  let response;
+  try {
+    response = await fetch(path, Object.assign({}, options, { headers }));
+  } catch (error) {
+    throw new ApiError("the server did not answer", 0);
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok && response.status !== 503) {
     const message = (body.error && body.error.message) || response.statusText;
-    throw new Error(message);
+    throw new ApiError(message, response.status);
   }
   return body;
 }
 
-// -- the connection dot --------------------------------------------------------------------------------------
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function clip(text, limit) {
+  const s = String(text);
+  return s.length <= limit ? s : s.slice(0, limit - 1) + "…";
+}
+
+function webUrl(value) {  // an untrusted URL becomes a link only when it is absolute http(s)
+  try {
+    const url = new URL(String(value));
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch (error) { return null; }
+}
+
+function clock(ms) {
+  const d = new Date(ms), pad = (n) => String(n).padStart(2, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function age(seconds) {
+  const s = Math.max(0, Date.now() / 1000 - seconds);
+  if (s < 90) return Math.round(s) + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  if (s < 172800) return Math.round(s / 3600) + " h";
+  return Math.round(s / 86400) + " days";
+}
+
+// -- freshness: the connection dot, "updated N s ago", and the stale marking -----------------------------------
 
 function setConnection(colour, text) {
-  const el = $("connection");
-  el.className = "conn " + colour;
+  $("connection").className = "conn " + colour;
   $("connection-text").textContent = text;
+}
+
+function fresh() {
+  state.lastUpdate = Date.now();
+}
+
+function markStale(why) {
+  state.stale = true;
+  document.body.classList.add("stale");
+  $("score").textContent = "—";
+  $("tier").textContent = "unknown";
+  $("score-card").className = "card tier-unknown";
+  showOverall({ status: "unknown", reasons: [why] });
+  showFreshness();
+}
+
+function markFresh() {
+  state.stale = false;
+  state.loadError = "";
+  document.body.classList.remove("stale");
+  setConnection("green", "live");
+  fresh();
+  showFreshness();
+}
+
+function showFreshness() {
+  const last = state.lastUpdate ? clock(state.lastUpdate) : null;
+  const ago = state.lastUpdate ? Math.round((Date.now() - state.lastUpdate) / 1000) : null;
+  $("updated").textContent = last ? `updated ${ago} s ago (${last})` : "no data yet";
+  const banner = $("stale-banner");
+  banner.hidden = !state.stale;
+  if (state.stale) {
+    banner.textContent = last
+      ? `Not live: last update ${last}, reconnecting… Values below are greyed and may be out of date; the score is unknown.`
+      : "Not live yet: connecting… nothing below is live.";
+    if (state.loadError) banner.textContent += " " + state.loadError;
+  }
 }
 
 function connect() {
@@ -45,34 +134,42 @@ function connect() {
   ws.onopen = () => {
     state.connected = true;
     state.backoff = 500;
-    state.lastMessage = Date.now();
-    setConnection("green", "live");
+    state.pending = [];
+    setConnection("amber", "loading");
     refreshAll();
   };
   ws.onmessage = (event) => {
-    state.lastMessage = Date.now();
-    if (state.connected) setConnection("green", "live");
+    if (!state.stale) fresh();
+    if (state.connected && !state.stale) setConnection("green", "live");
     handle(JSON.parse(event.data));
   };
   ws.onclose = () => {
+    const wasConnected = state.connected;
     state.connected = false;
-    setConnection("red", "disconnected, retrying");
+    setConnection("red", "disconnected, reconnecting");
+    if (wasConnected || !state.stale) markStale("no live data: the connection to the server is lost");
     setTimeout(connect, state.backoff);
     state.backoff = Math.min(state.backoff * 2, 5000);
   };
   ws.onerror = () => {}; // onclose follows and says it
 }
 
-setInterval(() => {  // a heartbeat (or any message) is late: amber, while the socket still looks open
-  if (state.connected && Date.now() - state.lastMessage > 2.5 * state.heartbeat * 1000) {
+setInterval(() => {  // a heartbeat (or any message) is late: amber and stale, while the socket still looks open
+  if (state.connected && !state.stale && Date.now() - state.lastUpdate > 2.5 * state.heartbeat * 1000) {
     setConnection("amber", "heartbeat late");
+    markStale("no live data: the server's heartbeat is late");
   }
+  showFreshness();
 }, 1000);
 
 // -- messages --------------------------------------------------------------------------------------------------
 
 function handle(message) {
   const data = message.data || {};
+  if (state.stale) {  // refreshAll is loading a fresh state: these apply after it
+    if (state.connected) state.pending.push(message);
+    return;
+  }
   if (message.type === "score") showScore(data);
   else if (message.type === "cycle") {
     state.history.push([message.ts, data.score]);
@@ -81,13 +178,62 @@ function handle(message) {
     showTier(data.score, data.tier);
     drawSparkline();
     showComponents(data.components);
+    if (Date.now() - state.lastHealth > 2000) refreshHealth();
   } else if (message.type === "incident" || message.type === "rca") {
     const id = data.id || data.incident_id;
     if (id) refreshIncident(id);
+    refreshHealth();
+    setTimeout(refreshHealth, HEALTH_TTL_MS);
   } else if (message.type === "run") {
     state.runs.set(data.id, Object.assign(state.runs.get(data.id) || {}, data));
     renderRuns();
   }
+}
+
+// -- the overall status ----------------------------------------------------------------------------------------
+
+function showOverall(overall) {
+  const status = overall.status in STATUS_LABELS ? overall.status : "unknown";
+  const el = $("overall-status");
+  el.textContent = STATUS_LABELS[status];
+  el.dataset.status = status;
+  $("overall").className = "card wide overall status-" + status;
+  const reasons = overall.reasons || [];
+  $("overall-reasons").innerHTML = reasons.length
+    ? reasons.map((r) => `<li>${escapeHtml(clip(r, 300))}</li>`).join("")
+    : `<li class="muted">no open incident, platform score at or above 97, every component up</li>`;
+}
+
+function showHealth(health) {
+  state.lastHealth = Date.now();
+  state.heartbeat = (health.controller && health.controller.heartbeat_interval_seconds) || 30;
+  if (health.overall_status) showOverall(health.overall_status);
+  $("version").textContent = health.version;
+  $("uptime").textContent = uptime(health.uptime_seconds);
+  const source = health.metric_source || { configured: true };
+  const warning = $("source-warning");
+  warning.hidden = source.configured;
+  if (!source.configured) {
+    warning.innerHTML = "No metric source configured: diagnoses cannot run. Restart the server with "
+      + "<code>--prometheus-url URL</code> (Prometheus) or <code>--dataset FILE</code> (CSV/Parquet), "
+      + "or set <code>BIZRA_PROMETHEUS_URL</code> / <code>BIZRA_DATASET</code>.";
+  }
+  const grafana = webUrl((health.links || {}).grafana || "");
+  const link = $("grafana-link");
+  link.hidden = !grafana;
+  if (grafana) link.href = grafana;
+}
+
+async function refreshHealth() {
+  if (state.stale) return;
+  try {
+    const health = await api("/health");
+    if (state.stale) return;
+    showHealth(health);
+    showScore({ score: health.ahsan_score, tier: health.tier, violations: health.violations,
+                window_seconds: health.window_seconds });
+    fresh();
+  } catch (error) { /* the stream's state says it */ }
 }
 
 // -- the score ---------------------------------------------------------------------------------------------------
@@ -108,14 +254,33 @@ function showScore(snap) {
   $("violations").innerHTML = rows.join("");
 }
 
+const TICK_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+
+function timeTicks(first, last) {  // distinct, evenly spaced, readable labels: at most 5, seconds only when needed
+  const span = Math.max(last - first, 1);
+  const step = TICK_STEPS.find((s) => span / s <= 4) || 3600;
+  const values = [], labels = [];
+  for (let t = Math.ceil(first / step) * step; t <= last; t += step) {
+    values.push(new Date(t * 1000));
+    labels.push(step < 60 ? clock(t * 1000) : clock(t * 1000).slice(0, 5));
+  }
+  return { values, labels };
+}
+
 function drawSparkline() {
   if (!window.Plotly || !state.history.length) return;
   const x = state.history.map((p) => new Date(p[0] * 1000));
   const y = state.history.map((p) => p[1]);
-  window.Plotly.react("sparkline", [{ x, y, mode: "lines", line: { color: "#1565c0", width: 2 }, hoverinfo: "x+y" }], {
-    margin: { l: 30, r: 5, t: 5, b: 20 }, height: 110, showlegend: false,
-    yaxis: { range: [Math.min(90, Math.min(...y) - 1), 100.5], fixedrange: true },
-    xaxis: { fixedrange: true, showgrid: false, tickformat: "%H:%M", nticks: 5 },
+  const last = state.history[state.history.length - 1][0];
+  const first = Math.min(state.history[0][0], last - 60);  // at least a minute wide
+  const ticks = timeTicks(first, last);
+  window.Plotly.react("sparkline", [{ x, y, mode: y.length < 3 ? "lines+markers" : "lines",
+    line: { color: "#1565c0", width: 2 }, hoverinfo: "x+y" }], {
+    margin: { l: 34, r: 8, t: 6, b: 24 }, height: 120, showlegend: false, autosize: true,
+    font: { size: 12 },
+    yaxis: { range: [Math.min(88, Math.min(...y) - 2), 101], fixedrange: true, tickvals: [90, 95, 100] },
+    xaxis: { fixedrange: true, showgrid: false, range: [new Date(first * 1000), new Date(last * 1000)],
+             tickmode: "array", tickvals: ticks.values, ticktext: ticks.labels },
     shapes: [95, 97].map((v) => ({ type: "line", xref: "paper", x0: 0, x1: 1, y0: v, y1: v,
       line: { dash: "dot", width: 1, color: v === 95 ? "#c62828" : "#ef6c00" } })),
   }, { displayModeBar: false, responsive: true });
@@ -133,51 +298,80 @@ async function refreshIncident(id) {
   } catch (error) { /* gone or not allowed: the next refresh settles it */ }
 }
 
-function age(seconds) {
-  const s = Math.max(0, Date.now() / 1000 - seconds);
-  if (s < 90) return Math.round(s) + " s";
-  if (s < 5400) return Math.round(s / 60) + " min";
-  if (s < 172800) return Math.round(s / 3600) + " h";
-  return Math.round(s / 86400) + " days";
-}
-
 function topCause(incident) {
   const ranking = (incident.diagnosis && incident.diagnosis.ranking) || [];
   return ranking.length ? ranking[0].service : null;
 }
 
-function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+function runbook(value) {
+  if (!value) return `<span class="muted">no runbook</span>`;
+  const url = webUrl(value);
+  return url
+    ? `<a class="runbook" href="${escapeHtml(url)}" target="_blank" rel="noopener noreferrer">runbook</a>`
+    : `runbook (not a web link): <code>${escapeHtml(clip(value, 200))}</code>`;
+}
+
+function alertLines(incident) {
+  const alerts = Object.values(incident.alerts || {});
+  if (!alerts.length) {
+    const url = (incident.annotations || {}).runbook_url;
+    return url ? `<ul class="alerts"><li>${runbook(url)}</li></ul>` : "";
+  }
+  return `<ul class="alerts">${alerts.slice(0, 10).map((a) => {
+    const name = (a.labels || {}).alertname || "alert";
+    return `<li><span class="alertname">${escapeHtml(clip(name, 120))}</span> <span class="muted">${escapeHtml(a.status || "")}</span>
+      · ${runbook((a.annotations || {}).runbook_url || (incident.annotations || {}).runbook_url)}</li>`;
+  }).join("")}</ul>`;
 }
 
 function renderIncidents() {
   const list = [...state.incidents.values()].sort((a, b) => a.severity.localeCompare(b.severity) || b.opened_at - a.opened_at);
   $("incidents-empty").hidden = list.length > 0;
   const disabled = state.token ? "" : "disabled";
+  const title = state.token ? "" : ` title="enter the API token under Actions first"`;
   $("incidents").innerHTML = list.map((i) => {
     const cause = topCause(i);
     const report = i.report_url ? `<a href="${escapeHtml(i.report_url)}" target="_blank" rel="noopener noreferrer">diagnosis report</a>` : `<span class="muted">report pending</span>`;
-    const ack = i.status === "open" ? `<button type="button" data-action="acknowledged" data-id="${i.id}" ${disabled}>Acknowledge</button>` : "";
+    const ack = i.status === "open" ? `<button type="button" data-action="acknowledged" data-id="${i.id}" ${disabled}${title}>Acknowledge</button>` : "";
+    const error = state.actionErrors.get(i.id) || "";
     return `<li data-incident="${i.id}">
-      <span class="sev ${escapeHtml(i.severity)}">${escapeHtml(i.severity)}</span>
-      <span class="incident-title">${escapeHtml(i.title)}</span>
-      <div class="muted">${escapeHtml(i.status)}, opened ${age(i.opened_at)} ago${cause ? `; suspected cause <strong>${escapeHtml(cause)}</strong>` : ""}; ${report}</div>
-      <div class="actions">${ack}<button type="button" data-action="resolved" data-id="${i.id}" ${disabled}>Resolve</button></div>
+      <div><span class="sev ${escapeHtml(i.severity)}">${escapeHtml(i.severity)}</span>
+      <span class="incident-title">${escapeHtml(i.title)}</span></div>
+      <div><strong class="age">open for ${age(i.opened_at)}</strong> <span class="muted">(since ${clock(i.opened_at * 1000)}), ${escapeHtml(i.status)}${cause ? `; suspected cause <strong>${escapeHtml(cause)}</strong>` : ""}; ${report}</span></div>
+      ${alertLines(i)}
+      <div class="actions">${ack}<button type="button" data-action="resolved" data-id="${i.id}" ${disabled}${title}>Resolve</button></div>
+      <p class="error action-error" role="alert">${escapeHtml(error)}</p>
     </li>`;
   }).join("");
+}
+
+function actionMessage(verb, id, error) {
+  if (error.status === 0) return `Could not ${verb} incident ${id}: the server did not answer; nothing was changed.`;
+  if (error.status === 401) {
+    return `Could not ${verb} incident ${id}: the server refused the token (HTTP 401). Enter the current token under Actions.`;
+  }
+  if (error.status === 404) return `Could not ${verb} incident ${id}: it no longer exists (HTTP 404).`;
+  return `Could not ${verb} incident ${id}: ${error.message} (HTTP ${error.status}).`;
 }
 
 $("incidents").addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-action]");
   if (!button) return;
-  $("action-error").textContent = "";
+  const id = Number(button.dataset.id);
+  const verb = button.dataset.action === "resolved" ? "resolve" : "acknowledge";
+  state.actionErrors.delete(id);
+  button.disabled = true;
   try {
-    await api("/rca/incidents/" + button.dataset.id, { method: "PATCH", headers: { "Content-Type": "application/json" },
+    await api("/rca/incidents/" + id, { method: "PATCH", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ status: button.dataset.action }) });
-    await refreshIncident(button.dataset.id);
   } catch (error) {
-    $("action-error").textContent = "Could not change the incident: " + error.message;
+    state.actionErrors.set(id, actionMessage(verb, id, error));
+    if (error.status === 401) forgetToken("The server refused the token: enter it again.");
   }
+  await refreshIncident(id);
+  renderIncidents();
+  refreshHealth();
+  setTimeout(refreshHealth, HEALTH_TTL_MS);
 });
 
 // -- runs ------------------------------------------------------------------------------------------------------
@@ -194,12 +388,14 @@ function renderRuns() {
     }
     const link = r.links && r.links.html ? ` <a href="${escapeHtml(r.links.html)}" target="_blank" rel="noopener noreferrer">report</a>` : "";
     const headline = r.headline ? `<div class="muted">${escapeHtml(r.headline)}</div>` : "";
+    const why = r.status === "failed" && r.error ? `<div class="run-error">why: ${escapeHtml(clip(r.error, 300))}</div>` : "";
     return `<li data-run="${escapeHtml(r.id)}"><strong>${escapeHtml(name)}</strong>
-      <span class="status ${escapeHtml(r.status)}">${escapeHtml(r.status)}</span> ${detail}${link}${headline}</li>`;
-  }).join("") || `<li class="muted">No run yet.</li>`;
+      <span class="status ${escapeHtml(r.status)}">${escapeHtml(r.status)}</span> ${detail}${link}${headline}${why}</li>`;
+  }).join("") || `<li class="muted">No run yet. Runs start on alerts and on schedule, or with
+      <code>bizra-nb run NOTEBOOK</code> or <code>POST /runs</code>.</li>`;
 }
 
-// -- the CMDB graph ----------------------------------------------------------------------------------------------
+// -- the CMDB graph (a drawing on wide screens, a list on narrow ones) -----------------------------------------
 
 function anomalous() {
   const services = new Set();
@@ -226,12 +422,21 @@ function layers(nodes, edges) {
   return depth;
 }
 
+function emptyCmdb() {
+  const origin = escapeHtml(location.origin);
+  return `<div class="empty-hint"><p><strong>The CMDB is empty</strong>, so diagnoses cannot follow dependencies
+    and there is nothing to draw. Import one (YAML or JSON, items and relations) with the API token:</p>
+    <pre><code>curl -X POST --data-binary @cmdb.yaml \\
+  -H "Authorization: Bearer $BIZRA_API_TOKEN" \\
+  ${origin}/cmdb/import</code></pre></div>`;
+}
+
 function renderGraph() {
   const graph = state.cmdb;
   if (!graph) return;
   const nodes = graph.nodes.filter((n) => n.kind !== "host").map((n) => n.id);
   const edges = graph.edges.filter((e) => e.type === "depends_on" && nodes.includes(e.source) && nodes.includes(e.target));
-  if (!nodes.length) { $("graph").innerHTML = `<p class="muted">The CMDB is empty.</p>`; return; }
+  if (!nodes.length) { $("graph").innerHTML = emptyCmdb(); return; }
   const depth = layers(nodes, edges);
   const rows = new Map();
   for (const n of [...nodes].sort()) {
@@ -239,9 +444,9 @@ function renderGraph() {
     if (!rows.has(d)) rows.set(d, []);
     rows.get(d).push(n);
   }
-  const width = 1000, rowHeight = 90, height = rows.size * rowHeight + 20;
+  const width = Math.max(640, $("graph").clientWidth || 1000), rowHeight = 80, height = rows.size * rowHeight + 10;
   const pos = new Map();
-  for (const [d, members] of rows) members.forEach((n, i) => pos.set(n, [(i + 1) * width / (members.length + 1), 30 + d * rowHeight]));
+  for (const [d, members] of rows) members.forEach((n, i) => pos.set(n, [(i + 1) * width / (members.length + 1), 34 + d * rowHeight]));
   const bad = anomalous();
   const lines = edges.map((e) => {
     const [x1, y1] = pos.get(e.source), [x2, y2] = pos.get(e.target);
@@ -254,7 +459,14 @@ function renderGraph() {
     return `<g class="node ${cls}" data-node="${escapeHtml(n)}" role="button" tabindex="0" aria-label="${escapeHtml(label)}">
       <circle cx="${x}" cy="${y}" r="10"></circle><text x="${x}" y="${y - 15}" text-anchor="middle">${escapeHtml(n)}</text></g>`;
   });
-  $("graph").innerHTML = `<svg viewBox="0 0 ${width} ${height}" aria-label="service dependency graph">${lines.join("")}${circles.join("")}</svg>`;
+  const dependsOn = (n) => edges.filter((e) => e.source === n).map((e) => escapeHtml(e.target)).join(", ") || "nothing";
+  const items = [...rows.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, members]) => members).map((n) => {
+    const cls = (bad.has(n) ? "bad" : "ok") + (state.selected === n ? " selected" : "");
+    return `<li class="${cls}"><button type="button" class="node-button" data-node="${escapeHtml(n)}">${escapeHtml(n)}</button>
+      <span class="state">${bad.has(n) ? "anomalous" : "healthy"}</span><div class="muted">depends on ${dependsOn(n)}</div></li>`;
+  });
+  $("graph").innerHTML = `<svg viewBox="0 0 ${width} ${height}" aria-label="service dependency graph">${lines.join("")}${circles.join("")}</svg>
+    <ul class="graph-list" aria-label="services, callers first">${items.join("")}</ul>`;
 }
 
 async function selectNode(id) {
@@ -276,7 +488,7 @@ $("graph").addEventListener("click", (event) => {
   if (node) selectNode(node.dataset.node);
 });
 $("graph").addEventListener("keydown", (event) => {
-  const node = event.target.closest("[data-node]");
+  const node = event.target.closest("g[data-node]");
   if (node && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); selectNode(node.dataset.node); }
 });
 
@@ -295,23 +507,49 @@ function uptime(seconds) {
 
 function showToken() {
   $("token-state").textContent = state.token
-    ? "Token set for this tab: you can acknowledge and resolve incidents."
+    ? "Token accepted for this tab: you can acknowledge and resolve incidents."
     : "Read-only: enter the token to acknowledge and resolve incidents.";
   renderIncidents();
 }
 
-$("token-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  state.token = $("token").value.trim();
-  $("token").value = "";
-  if (state.token) sessionStorage.setItem("bizra-token", state.token);
-  showToken();
-});
-$("token-clear").addEventListener("click", () => {
+function forgetToken(message) {
   state.token = "";
   sessionStorage.removeItem("bizra-token");
+  $("token-error").textContent = message || "";
   showToken();
+}
+
+async function checkToken(token) {  // true: accepted; otherwise the message to show next to the field
+  try {
+    await api("/auth/check", { headers: { Authorization: "Bearer " + token } });
+    return true;
+  } catch (error) {
+    if (error.status === 401) {
+      return "The server refused this token (HTTP 401): check it for typos. `bizra-nb serve` prints it at first "
+        + "start and keeps it in the data dir's api_token file.";
+    }
+    return `Could not check the token: ${error.message}${error.status ? ` (HTTP ${error.status})` : ""}.`;
+  }
+}
+
+$("token-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const token = $("token").value.trim();
+  if (!token) { $("token-error").textContent = "Paste the token first."; return; }
+  $("token-error").textContent = "";
+  $("token-state").textContent = "Checking the token…";
+  const verdict = await checkToken(token);
+  if (verdict === true) {
+    $("token").value = "";
+    state.token = token;
+    sessionStorage.setItem("bizra-token", token);
+    showToken();
+  } else {
+    $("token-error").textContent = verdict;
+    showToken();
+  }
 });
+$("token-clear").addEventListener("click", () => forgetToken(""));
 
 async function refreshAll() {
   try {
@@ -319,10 +557,10 @@ async function refreshAll() {
       api("/health"), api("/score/history"), api("/ready"),
       api("/rca/incidents?limit=200"), api("/runs?limit=10"), api("/cmdb/graph"),
     ]);
-    state.heartbeat = (health.controller && health.controller.heartbeat_interval_seconds) || 30;
+    if (!state.connected) return;  // the stream dropped meanwhile: stay stale
+    markFresh();
+    showHealth(health);
     showScore({ score: health.ahsan_score, tier: health.tier, violations: health.violations, window_seconds: health.window_seconds });
-    $("version").textContent = health.version;
-    $("uptime").textContent = uptime(health.uptime_seconds);
     state.history = history.points;
     drawSparkline();
     showComponents(ready.components);
@@ -332,12 +570,20 @@ async function refreshAll() {
     renderIncidents();
     renderRuns();
     renderGraph();
+    const pending = state.pending;
+    state.pending = [];
+    pending.forEach(handle);
   } catch (error) {
-    $("action-error").textContent = "Could not load the status: " + error.message;
+    state.loadError = "Could not load the status: " + error.message + "; retrying.";
+    showFreshness();
+    setTimeout(() => { if (state.connected && state.stale) refreshAll(); }, 2000);
   }
 }
 
-setInterval(() => { if (state.connected) api("/health").then((h) => { $("uptime").textContent = uptime(h.uptime_seconds); }).catch(() => {}); }, 30000);
-setInterval(renderIncidents, 30000); // ages
+setInterval(() => { if (!state.stale) renderIncidents(); }, 10000); // ages
+window.addEventListener("resize", () => { if (state.cmdb) renderGraph(); });
+if (state.token) {  // a token kept from earlier in this tab: check it is still the server's
+  checkToken(state.token).then((verdict) => { if (verdict !== true) forgetToken("The saved token is no longer accepted: enter it again."); });
+}
 showToken();
 connect();

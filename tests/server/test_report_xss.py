@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.server.test_rca_api import alert_payload
-from tests.server.test_status_page import Watched, browser  # noqa: F401 - the fixture
+from tests.browser import Watched
 
 # Each payload would change document.title and set window.pwned if it ever ran.
 SCRIPT = "<script>document.title='pwned-script';window.pwned='script'</script>"
@@ -46,7 +46,7 @@ def hostile_incident(make_server, fleet, auth):
     http.close()
 
 
-def test_a_hostile_alert_report_runs_only_its_own_scripts(browser, hostile_incident):  # noqa: F811
+def test_a_hostile_alert_report_runs_only_its_own_scripts(browser, hostile_incident):
     running, http, incident = hostile_incident
     response = http.get(incident["report_url"])
     assert response.status_code == 200
@@ -69,13 +69,13 @@ def test_a_hostile_alert_report_runs_only_its_own_scripts(browser, hostile_incid
     page.close()
 
 
-def test_a_report_opened_from_the_status_page_cannot_read_the_token(browser, hostile_incident, auth):  # noqa: F811
+def test_a_report_opened_from_the_status_page_cannot_read_the_token(browser, hostile_incident, auth):
     running, http, incident = hostile_incident
     page = Watched(browser, running.url + "/", viewport={"width": 1280, "height": 900})
     page.dot("green")
     page.page.fill("#token", auth["Authorization"].split()[1])
     page.page.click("#token-form button[type=submit]")
-    assert page.page.evaluate("sessionStorage.getItem('bizra-token')")
+    page.page.wait_for_function("() => sessionStorage.getItem('bizra-token')")  # checked, then kept
     item = page.page.wait_for_selector(f"li[data-incident='{incident['id']}'] a[href$='report.html']")
     assert "pwned" not in page.page.title() and page.page.evaluate("window.pwned") is None
     assert SVG in page.page.text_content(f"li[data-incident='{incident['id']}'] .incident-title")
@@ -94,7 +94,7 @@ def test_a_report_opened_from_the_status_page_cannot_read_the_token(browser, hos
     page.close()
 
 
-def test_a_failed_run_banner_shows_hostile_parameters_as_text(browser, server, auth):  # noqa: F811
+def test_a_failed_run_banner_shows_hostile_parameters_as_text(browser, server, auth):
     notebook = Path(__file__).parent.parent / "notebooks" / "fails_in_cell_3.ipynb"
     run = server.services.runner.create(notebook, {"label": SCRIPT + IMG + LINK})
     run = server.services.runner.execute(run["id"])
@@ -107,7 +107,7 @@ def test_a_failed_run_banner_shows_hostile_parameters_as_text(browser, server, a
     page.close()
 
 
-def test_markup_that_slipped_past_escaping_still_cannot_run(browser, server):  # noqa: F811
+def test_markup_that_slipped_past_escaping_still_cannot_run(browser, server):
     """The second line: only the figures' scripts run, in a report served and in one opened offline."""
     import nbformat
     import plotly.graph_objects as go

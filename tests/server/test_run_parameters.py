@@ -69,13 +69,13 @@ def test_paths_and_urls_leading_out_are_400_and_never_run(confined, auth, settin
 
 
 def test_a_file_inside_the_data_dir_reaches_the_notebook_as_an_absolute_path(confined, auth, settings):
-    response = post_run(confined, auth, "reads_a_path", data="sub/metrics.csv", service_url="http://other.example:8000",
-                        source=PROMETHEUS, label="/etc/passwd")
+    own = confined.services.base_url  # a configured URL that answers the pre-flight check
+    response = post_run(confined, auth, "reads_a_path", data="sub/metrics.csv", service_url=own,
+                        source=own, label="/etc/passwd")
     assert response.status_code == 201, response.text
     expected = str((Path(settings.data_dir) / "sub" / "metrics.csv").resolve())
     stored = confined.http.get(f"/runs/{response.json()['id']}").json()
-    assert stored["parameters"] == {"data": expected, "service_url": "http://other.example:8000",
-                                    "source": PROMETHEUS, "label": "/etc/passwd"}
+    assert stored["parameters"] == {"data": expected, "service_url": own, "source": own, "label": "/etc/passwd"}
     run = wait_until(lambda: (r := confined.http.get(f"/runs/{stored['id']}").json())["status"] in
                      ("succeeded", "failed") and r, timeout=120)
     assert run["status"] == "succeeded", run["error"]
@@ -100,8 +100,8 @@ def test_true_is_no_number_for_a_run(confined, auth, name, value):
 def test_the_notebooks_list_shows_which_parameters_are_paths_or_urls(confined):
     notebooks = confined.http.get("/runs/notebooks").json()["notebooks"]
     assert notebooks["incident_diagnosis"]["source"]["kind"] == "path|url"
-    assert notebooks["incident_diagnosis"]["cmdb"] == {"type": "str", "default": '"data/demo/cmdb.yaml"',
-                                                       "help": 'CMDB file ("": rank without topology)', "kind": "path"}
+    cmdb = notebooks["incident_diagnosis"]["cmdb"]
+    assert cmdb["type"] == "str" and cmdb["kind"] == "path" and cmdb["help"].startswith("CMDB file")
     assert notebooks["benchmark"]["target_url"]["kind"] == "url"
     assert notebooks["benchmark"]["rate"]["kind"] is None
     assert notebooks["reads_a_path"]["data"]["kind"] == "path"
@@ -113,3 +113,52 @@ def test_rca_diagnose_confines_its_dataset_the_same_way(confined, auth, settings
                                                              "dataset": dataset}, headers=auth)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["field"] == "dataset"
+
+
+def reports_on_disk(confined) -> list[Path]:
+    return sorted(p for p in Path(confined.services.runner.reports_dir).rglob("*") if p.name != ".index.lock")
+
+
+@pytest.mark.parametrize("notebook, name, value, words", [
+    ("reads_a_path", "data", "sub/missing.csv", "no such file"),  # a typo inside the data dir
+    ("incident_diagnosis", "cmdb", "cmdb.yaml", "no such file"),
+    ("compliance_audit", "data_dir", "sub/nope", "no such file"),
+    ("incident_diagnosis", "source", PROMETHEUS, "does not answer"),  # configured, but nothing answers there
+    ("reads_a_path", "service_url", "http://other.example:8000", "does not answer"),
+])
+def test_a_missing_file_or_a_silent_url_is_400_before_anything_is_recorded(confined, auth, notebook, name, value,
+                                                                            words):
+    before = reports_on_disk(confined)
+    response = post_run(confined, auth, notebook, **{name: value})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == name and words in error["message"] and error["code"] == "invalid_input"
+    assert confined.http.get("/runs").json()["count"] == 0
+    assert reports_on_disk(confined) == before  # no run folder, no index entry
+
+
+def test_the_preflight_of_a_url_does_not_block_the_server(confined, auth):
+    """A URL that accepts the connection and never answers: while the pre-flight waits, the server answers others."""
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    silent.settimeout(60)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    confined.services.settings = confined.services.settings.replace(run_allowed_urls=(url,))
+    result: dict = {}
+    posting = threading.Thread(target=lambda: result.update(r=post_run(confined, auth, "reads_a_path",
+                                                                      service_url=url)))
+    posting.start()
+    try:
+        conn, _ = silent.accept()  # the pre-flight is connected and waiting for an answer now
+        answered_while_pending = confined.http.get("/health").status_code == 200 and posting.is_alive()
+        conn.close()
+        posting.join(timeout=60)
+    finally:
+        silent.close()
+    assert answered_while_pending
+    assert result["r"].status_code == 400 and "does not answer" in result["r"].json()["error"]["message"]
+    assert confined.http.get("/runs").json()["count"] == 0

@@ -196,7 +196,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     result = bench(args.url, endpoints=endpoints, duration=args.duration, rate=rate, concurrency=args.concurrency,
                    ws_clients=args.ws_clients, progress=progress, check=False)
-    passed = bool(result.verdicts(targets)["pass"].all())
+    passed = bool((result.verdicts(targets)["pass"] == True).all())  # noqa: E712 - None (not measured) is no pass
     if args.format == "json":
         print(json.dumps({**result.stats(), "targets": targets, "passed": passed,
                           "verdict": result.verdict(targets)}))
@@ -241,6 +241,22 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _span(text: str, flag: str):
+    """A positive length such as ``15s``, ``2h`` or ``30d`` as a Timedelta; else one clear error naming ``flag``."""
+    import pandas as pd
+
+    from bizra_nb.errors import InvalidInput
+
+    try:
+        span = pd.Timedelta(text)
+    except (ValueError, TypeError):
+        span = None
+    if span is None or pd.isna(span) or span <= pd.Timedelta(0):
+        raise InvalidInput(f"{flag} must be a positive length such as 15s, 1min, 2h or 30d, got {text!r}",
+                           field=flag.lstrip("-"))
+    return span
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -251,6 +267,14 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     from bizra_nb.errors import InvalidInput
     from bizra_nb.fleet import FAULT_KINDS, Fault, demo_cmdb, generate
 
+    from bizra_nb.times import parse_time
+
+    start = pd.Timestamp(parse_time(args.start, name="--start"), unit="s", tz="UTC")
+    step = _span(args.step, "--step")
+    duration = _span(args.duration, "--duration")
+    if duration < step:
+        raise InvalidInput(f"--duration {args.duration!r} is shorter than one --step ({args.step}): "
+                           f"nothing to generate", field="duration")
     cmdb = demo_cmdb()
     faults = []
     for spec in args.fault or []:
@@ -259,10 +283,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         if service not in cmdb.items or kind not in FAULT_KINDS:
             raise InvalidInput(f"--fault {spec!r}: expected SERVICE:KIND[@TIME] with a service of "
                                f"{', '.join(cmdb.items)} and KIND one of {', '.join(FAULT_KINDS)}", field="fault")
-        start = pd.Timestamp(args.start, tz="UTC")
-        when = pd.Timestamp(at, tz="UTC") if at else start + pd.Timedelta(args.duration) * 0.7
-        faults.append(Fault(service=service, kind=kind, start=when.floor(args.step)))
-    data = generate(start=args.start, duration=args.duration, step=args.step, faults=faults, seed=args.seed)
+        when = (pd.Timestamp(parse_time(at, name=f"--fault {spec!r}: TIME"), unit="s", tz="UTC") if at
+                else start + duration * 0.7)
+        faults.append(Fault(service=service, kind=kind, start=when.floor(step)))
+    data = generate(start=start, duration=duration, step=step, faults=faults, seed=args.seed)
     out = Path(args.out)
     metrics = write_dataset(data.metrics, out / f"metrics.{args.format}", layout=args.layout)
     (out / "cmdb.yaml").write_text(data.cmdb.dumps("yaml"), encoding="utf-8")
@@ -320,11 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     fleet = commands.add_parser("fleet", help="generate the demo fleet: metrics, CMDB and the injected faults' truth")
     fleet.add_argument("--out", default="data/fleet", help="output folder (default: data/fleet)")
-    fleet.add_argument("--start", default="2026-10-01T00:00:00", help="first timestamp, UTC")
+    fleet.add_argument("--start", default="2026-10-01T00:00:00", help="first timestamp: ISO-8601 (UTC unless it says) or unix seconds")
     fleet.add_argument("--duration", default="2h", help="length, e.g. 2h, 30d (default: 2h)")
     fleet.add_argument("--step", default="15s", help="resolution (default: 15s)")
     fleet.add_argument("--fault", action="append", metavar="SERVICE:KIND[@TIME]",
-                       help="inject a fault (repeatable); default time: 70%% into the window")
+                       help="inject a fault (repeatable); TIME as --start; default: 70%% into the window")
     fleet.add_argument("--seed", type=int, default=0)
     fleet.add_argument("--format", choices=("csv", "parquet"), default="csv")
     fleet.add_argument("--layout", choices=("wide", "long"), default="wide")
@@ -336,8 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", metavar="NOTEBOOK")
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="a parameter (repeatable); VALUE is JSON when it parses, else text")
-    run.add_argument("--data-dir", default=None, help="the store (default: data, or BIZRA_DATA_DIR)")
-    run.add_argument("--reports-dir", default=None, help="where reports go (default: reports)")
+    run.add_argument("--data-dir", default=None, help="the store (default: data in the project folder, or BIZRA_DATA_DIR)")
+    run.add_argument("--reports-dir", default=None, help="where reports go (default: reports in the project folder)")
     run.set_defaults(func=cmd_run)
 
     audit = commands.add_parser("audit", help="run the monthly compliance audit (for cron: --month YYYY-MM)")
@@ -348,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--prometheus-url", default=None, metavar="URL",
                        help="Prometheus HTTP API base URL (default: BIZRA_PROMETHEUS_URL)")
     audit.add_argument("--data-dir", default=None,
-                       help="the server's data dir: the store with incidents and runs (default: data, or BIZRA_DATA_DIR)")
-    audit.add_argument("--reports-dir", default=None, help="where reports go (default: reports)")
+                       help="the server's data dir: the store with incidents and runs (default: data in the project folder, or BIZRA_DATA_DIR)")
+    audit.add_argument("--reports-dir", default=None, help="where reports go (default: reports in the project folder)")
     audit.set_defaults(func=cmd_audit)
 
     bench_cmd = commands.add_parser(

@@ -139,6 +139,25 @@ def prepare_folder(folder: Path) -> None:
                                  encoding="utf-8")
 
 
+def check_options(*, month: str | None, port: int) -> None:
+    """Refuse a malformed ``--month`` or ``--port`` at once, naming the flag and what it accepts.
+
+    Raises
+    ------
+    InvalidInput
+        For a month that is not YYYY-MM or a port outside 0..65535.
+    """
+    from bizra_nb.audit import month_bounds
+
+    if month is not None:
+        try:
+            month_bounds(month)
+        except InvalidInput:
+            raise InvalidInput(f"--month must be YYYY-MM (e.g. 2026-10), got {month!r}", field="month") from None
+    if not 0 <= port <= 65535:
+        raise InvalidInput(f"--port must be a port number 0..65535 (0: a free one), got {port}", field="port")
+
+
 def free_port(host: str, port: int) -> bool:
     """Whether ``port`` can be listened on at ``host`` (as the server binds: SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -202,6 +221,19 @@ def generate_fleet(data_dir: Path, month: str, *, seed: int = 7) -> dict:
     return {"faults": faults, "cmdb": data.cmdb}
 
 
+#: what each demo fault looks like from the alerting service: a fleet alert on its symptom
+#: (never the platform's own AhsanScoreBelowThreshold, which is about the API's score)
+FAULT_ALERTS = {"latency": "HighLatency", "cpu_hog": "HighLatency", "error_burst": "HighErrorRate"}
+SYMPTOMS = {"HighLatency": "p99 latency above its normal range",
+            "HighErrorRate": "error rate above its normal range"}
+
+
+def demo_alert_labels(kind: str, level: str, service: str = "api-gateway") -> dict[str, str]:
+    """The Alertmanager labels of a demo incident: a fleet symptom alert on the alerting service."""
+    return {"alertname": FAULT_ALERTS.get(kind, "HighErrorRate"), "service": service,
+            "severity": "critical" if level in ("P0", "P1") else "warning", "priority": level}
+
+
 def record_history(store, faults, cmdb) -> list[dict]:
     """The month's incidents as on-call handled them: opened at the alert, acknowledged, resolved."""
     store.save_cmdb(cmdb.to_dict())
@@ -212,12 +244,15 @@ def record_history(store, faults, cmdb) -> list[dict]:
     for n, (fault, ack, fix, level) in enumerate(zip(faults, acks, fixes, levels)):
         opened = (fault.start + pd.Timedelta(minutes=2)).timestamp()
         last = n == len(faults) - 1  # the last one is still being worked on: the status page shows it open
+        labels = demo_alert_labels(fault.kind, level)
         incident = store.create_incident(
-            title=f"{'AhsanScoreBelowThreshold' if level == 'P1' else 'HighErrorRate'} on api-gateway",
-            severity=level, service="api-gateway", source="alertmanager", group_key=f"demo-{fault.service}",
+            title=f"{labels['alertname']} on {labels['service']}",
+            severity=level, service=labels["service"], source="alertmanager", group_key=f"demo-{fault.service}",
             opened_at=opened, acknowledged_at=opened + ack * 60, resolved_at=None if last else opened + fix * 60,
             status="acknowledged" if last else "resolved", anomaly_start=fault.start.timestamp(),
-            symptom_service="api-gateway",
+            symptom_service=labels["service"], labels=labels,
+            # no runbook_url: the demo has no hosted runbook, and a made-up link is worse than none
+            annotations={"summary": SYMPTOMS[labels["alertname"]] + " on " + labels["service"]},
         )
         incidents.append(incident)
     return incidents
@@ -250,6 +285,7 @@ def run_demo(*, out: str | Path | None = None, serve: bool = False, month: str |
         When ``out`` is not empty and not a demo folder.
     """
     began = time.monotonic()
+    check_options(month=month, port=port)  # before anything is generated
     folder = Path(out).expanduser() if out else default_folder()
     month = month or (datetime.now(timezone.utc).replace(day=1) - pd.Timedelta(days=1)).strftime("%Y-%m")
     prepare_folder(folder)

@@ -104,8 +104,8 @@ class LoadResult:
     def stats(self) -> dict:
         lat = self.samples["latency_ms"].to_numpy()
         status = self.samples["status"].to_numpy()
-        errors = int(((status >= 500) | (status == 0)).sum())
         successes = int(((status >= 200) & (status < 400)).sum())
+        errors = len(status) - successes  # the client is us: a 4xx, a 5xx or no answer (0) is an error
         elapsed = max(self.elapsed or 0.0, self.duration, 1e-9)
         ok = len(lat) > 0
         out = {
@@ -165,7 +165,7 @@ class LoadResult:
         """One line: PASS or FAIL, which targets were missed, offered vs achieved rate."""
         verdicts = self.verdicts(targets)
         stats = self.stats()
-        missed = [LABELS.get(name, name) for name, row in verdicts.iterrows() if not row["pass"]]
+        missed = [LABELS.get(name, name) for name, passed in verdicts["pass"].items() if passed is not True]
         rates = f"{stats['offered_rps']:g} req/s offered, {stats['throughput_rps']:g} achieved"
         if not missed:
             return f"PASS: all {len(verdicts)} targets met ({rates})"
@@ -179,6 +179,7 @@ class LoadResult:
         rows.append(("offered rate", "", f"{stats['offered_rps']:g} req/s" if stats["offered_rps"] is not None
                      else "-", "", f"{stats['requests']} requests in {self.duration:g} s"))
         for name, row in verdicts.iterrows():
+            passed = verdicts.at[name, "pass"]  # not row["pass"]: a row of mixed types turns None into NaN (truthy)
             unit = UNITS.get(name, "")
             value = row["measured"]
             if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -188,7 +189,7 @@ class LoadResult:
             else:
                 shown = f"{value:g} {unit}".strip()
             limit = row["target"] if name != "error_rate" else row["target"][:2] + f"{float(row['target'][2:]):.2%}"
-            result = "pass" if row["pass"] else ("FAIL" if row["pass"] is not None else "-")
+            result = {True: "pass", False: "FAIL"}.get(passed, "not measured")
             rows.append((LABELS.get(name, name), f"{limit} {unit}".strip() if name != "error_rate" else limit,
                          shown, result, row["detail"]))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -197,7 +198,8 @@ class LoadResult:
 
 
 def target_address(url: str) -> tuple[str, int, str]:
-    """Host, port and base path of an ``http://`` URL; :class:`InvalidInput` naming ``target_url`` otherwise."""
+    """Host, port and base path ("") of a server's base ``http://`` URL; :class:`InvalidInput` naming
+    ``target_url`` otherwise (a URL with a path: the endpoints are given apart, so ``/health`` is no base)."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise InvalidInput(f"target_url must be an http:// URL, got {url!r}", field="target_url")
@@ -205,7 +207,10 @@ def target_address(url: str) -> tuple[str, int, str]:
         port = parts.port or 80
     except ValueError:
         raise InvalidInput(f"target_url has an invalid port: {url!r}", field="target_url") from None
-    return parts.hostname, port, parts.path.rstrip("/")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InvalidInput(f"target_url {url!r} has a path: give the server's base URL and --endpoint PATH "
+                           f"(e.g. http://{parts.netloc} --endpoint {parts.path or '/'})", field="target_url")
+    return parts.hostname, port, ""
 
 
 _check = target_address
@@ -302,6 +307,8 @@ async def run_load(target_url: str, *, endpoints: list[str] = ("/health",), dura
             ws = await ws_task
         except Exception as exc:  # noqa: BLE001 - the probe failing is a missing measurement, not a crash
             ws_error = f"{type(exc).__name__}: {exc}"[:200]
+        if not ws and ws_error is None:
+            ws_error = "no round trip was measured"  # asked for, not measured: never a pass
     samples = pd.DataFrame({"sent_at": sent_at, "latency_ms": latency, "status": status,
                             "endpoint": [endpoints[i % len(endpoints)] for i in range(total)]})
     return LoadResult(samples=samples, duration=duration, rate=rate, ws_latency_ms=ws, elapsed=elapsed,

@@ -1,6 +1,8 @@
 """Plotly figures of the platform: rankings, time series with onsets, the CMDB graph, latency and score views."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -8,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.rca import Diagnosis
-from bizra_nb.units import unit_of
+from bizra_nb.units import shown_unit, unit_of
 
 OK, WARN, BAD, MUTED = "#2e7d32", "#ef6c00", "#c62828", "#9e9e9e"
 
@@ -34,7 +36,7 @@ def ranking_bar(diagnosis: Diagnosis, k: int = 10) -> go.Figure:
     top = with_evidence[:k][::-1]
     fig = go.Figure(go.Bar(
         x=[c.score for c in top], y=[c.service for c in top], orientation="h",
-        text=[f"{c.metric} ({unit_of(c.metric) or 'no unit'})" for c in top], textposition="auto",
+        text=[f"{c.metric} ({shown_unit(unit_of(c.metric)) or 'no unit'})" for c in top], textposition="auto",
         marker_color=[BAD if i == len(top) - 1 else (WARN if c.explained_by else MUTED) for i, c in enumerate(top)],
         hovertext=[c.explanation for c in top],
     ))
@@ -54,7 +56,7 @@ def candidate_series(frame: pd.DataFrame, diagnosis: Diagnosis, k: int = 3) -> g
     """
     top = [c for c in diagnosis.ranking if c.evidence][:k] or diagnosis.ranking[:1]
     fig = make_subplots(rows=max(1, len(top)), cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[f"{c.service}: {c.metric}" + (f" ({unit_of(c.metric)})" if unit_of(c.metric) else "")
+                        subplot_titles=[f"{c.service}: {c.metric}" + (f" ({shown_unit(unit_of(c.metric))})" if unit_of(c.metric) else "")
                                         for c in top])
     for row, cand in enumerate(top, start=1):
         column = f"{cand.service}_{cand.metric}"
@@ -63,7 +65,7 @@ def candidate_series(frame: pd.DataFrame, diagnosis: Diagnosis, k: int = 3) -> g
             values = frame[column] * (100 if unit == "ratio" else 1)
             fig.add_trace(go.Scatter(x=frame.index, y=values, mode="lines", name=column,
                                      line=dict(color=BAD if row == 1 else "#1565c0")), row=row, col=1)
-            fig.update_yaxes(title_text="%" if unit == "ratio" else unit, row=row, col=1)
+            fig.update_yaxes(title_text=shown_unit(unit), row=row, col=1)
         if cand.onset is not None:
             fig.add_vline(x=cand.onset, line=dict(color=WARN, dash="dot"), row=row, col=1)
         fig.add_vline(x=diagnosis.anomaly_start, line=dict(color=BAD, dash="dash"), row=row, col=1)
@@ -136,11 +138,15 @@ def cmdb_graph(cmdb: Cmdb, *, anomalous: set[str] = frozenset(), path: list[str]
                     line=dict(color=outlines, width=[4 if n == alerting else 1 for n in pos])),
         hovertext=[f"{n} ({cmdb.items[n].get('kind')})" for n in pos], hoverinfo="text", showlegend=False,
     ))
+    # room for half of the longest label beside the outermost nodes (centred labels, ~1/150 of the width a
+    # character at 1400 px), so "cart-cache (root cause)" is not clipped at the edge
+    longest = max((len(re.sub(r"<[^>]+>", "", t)) for t in labels), default=0)
+    pad = max(0.08, 0.5 * longest / 150)
     story = " → ".join(path) if path and len(path) > 1 else ""
     subtitle = f"<br><sup>propagation: {story}</sup>" if story else ""  # names are CMDB ids: plotly shows text
     fig.update_layout(title=dict(text=title + "<br><sup>red: anomalous; bold: propagation path</sup>" + subtitle,
                                  font=dict(size=15)),
-                      xaxis=dict(visible=False), yaxis=dict(visible=False), autosize=True,
+                      xaxis=dict(visible=False, range=[-pad, 1 + pad]), yaxis=dict(visible=False), autosize=True,
                       height=160 + 110 * len(by_layer), margin=dict(l=10, r=10, t=80, b=20))
     return fig
 

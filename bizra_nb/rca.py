@@ -24,6 +24,7 @@ import pandas as pd
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.dataset import split_column
 from bizra_nb.errors import InvalidInput
+from bizra_nb.units import unit_of, with_unit
 
 ANOMALOUS = 5.0  # robust z above which a series counts as anomalous
 ONSET_Z = 4.0
@@ -343,7 +344,8 @@ def explain(c: Candidate, ranking: list[Candidate], cmdb: Cmdb | None) -> str:
     e = c.evidence[0]
     moved = "rose" if e.direction == "up" else "fell"
     when = f" from {c.onset:%H:%M:%S} UTC" if c.onset is not None else ""
-    head = (f"{c.service}: {e.metric} {moved} to {_fmt(e.peak)} (normally {_fmt(e.normal)}, "
+    unit = unit_of(e.metric, cmdb.items.get(c.service) if cmdb is not None else None)
+    head = (f"{c.service}: {e.metric} {moved} to {_fmt(e.peak, unit)} (normally {_fmt(e.normal, unit)}, "
             f"{e.magnitude:.1f}x the normal spread){when}")
     if c.explained_by:
         return head + f", after its dependency {c.explained_by} was already anomalous, so it is likely a symptom."
@@ -354,8 +356,11 @@ def explain(c: Candidate, ranking: list[Candidate], cmdb: Cmdb | None) -> str:
     return head + "."
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4g}" if np.isfinite(x) else "n/a"
+def _fmt(x: float, unit: str = "") -> str:
+    """``x`` in the unit the tables and plots use (a ratio as %: "13.27 %"); a bare number without a unit."""
+    if not np.isfinite(x):
+        return "n/a"
+    return with_unit(x, unit) if unit else f"{x:.4g}"
 
 
 # -- the whole pipeline ---------------------------------------------------------------------

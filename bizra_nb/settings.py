@@ -94,6 +94,17 @@ class Settings:
         return load_settings(changes, environ={}, base=self)
 
 
+_PROJECT_FOLDERS = ("data_dir", "reports_dir")
+
+
+def _in_project(path: Path) -> Path:
+    """A relative folder taken from the project directory (see :mod:`bizra_nb.paths`); a flag typed in
+    a shell is not passed through here: it stays relative to the working directory."""
+    from bizra_nb.paths import project_dir
+
+    return path if path.is_absolute() else project_dir() / path
+
+
 def setting_fields() -> list[dataclasses.Field]:
     """The declared settings, in declaration order."""
     return list(dataclasses.fields(Settings))
@@ -175,6 +186,10 @@ def load_settings(
             value = _convert(f, value)
         except InvalidSetting as exc:
             raise InvalidSetting(f"{exc.message} (from {source})", field=name) from None
+        if name in _PROJECT_FOLDERS and source != "default" and not source.startswith("--"):
+            value = _in_project(value)  # a relative BIZRA_DATA_DIR follows bizra_nb.paths' rule
+        elif name in _PROJECT_FOLDERS and source == "default" and base is None:
+            value = _in_project(value)  # data/ and reports/ of the project folder, from any subfolder
         check = f.metadata["check"]
         problem = check(value) if check else None
         if problem:

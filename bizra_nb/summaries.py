@@ -8,7 +8,7 @@ import pandas as pd
 from bizra_nb.markup import md, md_code
 from bizra_nb.rca import Diagnosis
 from bizra_nb.tables import PeopleTable, for_people, format_value
-from bizra_nb.units import unit_of, with_unit
+from bizra_nb.units import unit_of
 
 
 def _when(ts) -> str:
@@ -49,7 +49,7 @@ def incident_summary(diagnosis: Diagnosis, incident: dict | None = None, *, symp
             alert_note = "" if not alerting or alerting in top.path else \
                 f" (the alerting {md_code(alerting)} is not on it: check its own metrics)"
             lines.append(f"It propagated along the dependencies: {reached}{alert_note}.")
-        others = [c.service for c in diagnosis.ranking[1:4] if c.evidence]
+        others = [c.service for c in diagnosis.ranking[1:] if c.evidence]  # all: they agree with the quiet ones
         if others:
             lines.append(f"Also anomalous: {', '.join(md_code(o) for o in others)}.")
     else:

@@ -51,6 +51,11 @@ def unit_of(metric: str, item: dict | None = None) -> str:
     return ""
 
 
+def shown_unit(unit: str) -> str:
+    """The unit as written next to values and on axes: ``"%"`` for a ratio (shown ×100), else ``unit``."""
+    return "%" if unit == "ratio" else unit
+
+
 def with_unit(value, unit: str, *, digits: int | None = None) -> str:
     """``value`` formatted with ``unit``: ``"412 ms"``, ``"4.20 %"`` (a ratio ×100), ``"1.5 cores"``; ``"–"`` when missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import signal
@@ -15,6 +16,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from bizra_nb.errors import InvalidSetting
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.settings import Settings
 from bizra_nb.store import Store
@@ -189,15 +191,24 @@ def make_ws_app(app: tornado.web.Application) -> tornado.web.Application:
     return _application(app.settings["services"], [(r"/", live.LiveUpdatesHandler)] + live.handlers)
 
 
-def listen(app: tornado.web.Application, port: int, host: str) -> tuple[HTTPServer, int]:
+def listen(app: tornado.web.Application, port: int, host: str, *, flag: str = "--port") -> tuple[HTTPServer, int]:
     """Start an HTTP server for ``app``; returns it and the port actually bound (``port=0`` picks one).
 
     A client gets ``idle_timeout`` seconds to send a request's headers (or to send
     the next one), ``body_timeout`` for its body. Handlers without a streamed body
     (static files, the WebSocket upgrade) take at most ``MAX_BODY_SIZE`` bytes.
+    A port already taken raises :class:`InvalidSetting` naming the address and ``flag``.
     """
     settings: Settings = app.settings["services"].settings
-    sockets = bind_sockets(port, address=host)
+    try:
+        sockets = bind_sockets(port, address=host)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        shown = f"[{host}]" if ":" in host else host
+        raise InvalidSetting(f"cannot listen on {shown}:{port}: the address is already in use (another program "
+                             f"or server has it): choose another {flag}, or 0 for a free port",
+                             field=flag.lstrip("-").replace("-", "_")) from None
     server = HTTPServer(app, idle_connection_timeout=settings.idle_timeout, body_timeout=settings.body_timeout,
                         max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)
@@ -223,7 +234,12 @@ class Server:
         server, self.ports["http"] = listen(self.app, settings.port, settings.host)
         self.http_servers.append(server)
         if settings.ws_port >= 0:
-            server, self.ports["ws"] = listen(make_ws_app(self.app), settings.ws_port, settings.host)
+            try:
+                server, self.ports["ws"] = listen(make_ws_app(self.app), settings.ws_port, settings.host,
+                                                  flag="--ws-port")
+            except InvalidSetting:
+                self.http_servers.pop().stop()  # not left listening on --port
+                raise
             self.http_servers.append(server)
         self.services.base_url = f"http://{settings.host}:{self.ports['http']}"
         self.services.public_origins = public_origins(self.services.host_names, self.ports.values())

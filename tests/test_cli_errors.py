@@ -139,3 +139,75 @@ def test_run_with_a_url_that_does_not_answer_is_refused(tmp_path):
                               "--data-dir", str(tmp_path / "d"), "--reports-dir", str(tmp_path / "r")))
     assert f"parameter target_url: 'http://127.0.0.1:{port}' does not answer" in line
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+# -- relative data paths: the project folder's data/ and reports/, from any subfolder -------------
+
+def test_audit_from_the_notebooks_folder_reads_the_project_data_dir_and_creates_nothing_there(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    line = one_line_error(cli("audit", "--month", "2026-09", "--audit-source", "demo/platform.parquet",
+                              cwd=notebooks))
+    assert f"no store in the data dir {tmp_path / 'data'} " in line
+    assert list(notebooks.iterdir()) == []
+
+
+# -- fleet and demo: malformed times, lengths, months and ports are one line, before any work -----
+
+@pytest.mark.parametrize("args, words", [
+    (["--start", "1793118000000"], "--start: '1793118000000' looks like milliseconds; did you mean seconds"),
+    (["--start", "tomorrow"], "--start: 'tomorrow' is neither unix seconds nor ISO-8601"),
+    (["--duration", "2x"], "--duration must be a positive length such as 15s"),
+    (["--step", "0s"], "--step must be a positive length such as 15s"),
+    (["--step", "abc"], "--step must be a positive length such as 15s"),
+    (["--fault", "payment:cpu_hog@1793118000000"], "looks like milliseconds; did you mean seconds"),
+    (["--duration", "10s"], "--duration '10s' is shorter than one --step (15s)"),
+])
+def test_fleet_refuses_bad_times_and_lengths_in_one_line(tmp_path, args, words):
+    line = one_line_error(cli("fleet", "--out", str(tmp_path / "fleet"), *args))
+    assert line.startswith("bizra-nb fleet: error: ") and words in line
+    assert not (tmp_path / "fleet").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--month", "2026-13"], "--month must be YYYY-MM (e.g. 2026-10), got '2026-13'"),
+    (["--month", "10"], "--month must be YYYY-MM"),
+    (["--month", "2026/10"], "--month must be YYYY-MM"),
+    (["--port", "99999"], "--port must be a port number 0..65535"),
+])
+def test_demo_refuses_a_bad_month_or_port_before_generating_anything(tmp_path, args, words):
+    line = one_line_error(cli("demo", "--out", str(tmp_path / "demo"), *args))
+    assert line.startswith("bizra-nb demo: error: ") and words in line
+    assert not (tmp_path / "demo").exists()
+
+
+# -- serve: a port already taken names the address and the flag to change -------------------------
+
+@pytest.mark.parametrize("flag", ["--port", "--ws-port"])
+def test_serve_on_a_taken_port_names_the_address_and_the_flag(tmp_path, flag):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"--port": "0", "--ws-port": "0", flag: str(port)}
+        result = cli("serve", "--data-dir", str(tmp_path / "data"), "--reports-dir", str(tmp_path / "reports"),
+                     "--audit-schedule", "", *[x for item in ports.items() for x in item])
+    line = one_line_error(result)
+    assert line.startswith(f"bizra-nb serve: error: cannot listen on 127.0.0.1:{port}: the address is already in use")
+    assert f"choose another {flag}," in line and "Errno" not in line
+
+
+# -- bench: the client is us, so a 4xx is an error; a base URL has no path ------------------------
+
+def test_bench_refuses_a_url_with_a_path():
+    line = one_line_error(cli("bench", "http://127.0.0.1:1/health", "--duration", "1"))
+    assert "has a path: give the server's base URL and --endpoint PATH" in line
+
+
+def test_bench_counts_404s_as_errors(server):
+    result = cli("bench", server.url, "--endpoint", "/no-such-page", "--duration", "1", "--ws-clients", "0",
+                 "--format", "json", "--target", "throughput_rps=10")
+    assert result.returncode == 1, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["error_rate"] == 1.0 and stats["passed"] is False and "error rate" in stats["verdict"]

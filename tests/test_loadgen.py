@@ -91,3 +91,38 @@ def test_a_run_without_any_answer_is_a_readable_fail(duration):
     result = LoadResult(samples=samples, duration=duration, rate=1.0, elapsed=duration)
     text = benchmark_summary(result.stats(), result.verdicts(), "http://127.0.0.1:1")
     assert "**FAIL**: no request was answered" in text and "nothing to measure" in text
+
+
+def _result(statuses, ws_error=None):
+    samples = pd.DataFrame({"sent_at": [i / 10 for i in range(len(statuses))], "latency_ms": [1.0] * len(statuses),
+                            "status": statuses, "endpoint": ["/x"] * len(statuses)})
+    return LoadResult(samples=samples, duration=len(statuses) / 10, rate=10.0, elapsed=len(statuses) / 10,
+                      ws_error=ws_error)
+
+
+def test_client_errors_count_as_errors_not_as_nothing():
+    result = _result([404] * 10 + [200] * 10)
+    stats = result.stats()
+    assert stats["error_rate"] == 0.5 and stats["successes"] == 10
+    verdicts = result.verdicts({"throughput_rps": 1.0})
+    assert not verdicts.loc["error_rate", "pass"]
+    row = next(line for line in result.table({"throughput_rps": 1.0}).splitlines() if line.startswith("error rate"))
+    assert row.split()[-2:] == ["50.00%", "FAIL"]
+
+
+def test_a_websocket_probe_that_measured_nothing_is_not_measured_and_no_pass():
+    result = _result([200] * 20, ws_error="ConnectionRefusedError: refused")
+    verdicts = result.verdicts({"throughput_rps": 1.0})
+    assert verdicts.loc["ws_latency_ms", "pass"] is None
+    row = next(line for line in result.table({"throughput_rps": 1.0}).splitlines() if line.startswith("WebSocket"))
+    assert "not measured" in row.split("  not measured:")[0] and " pass" not in row
+    assert result.verdict({"throughput_rps": 1.0}).startswith("FAIL")
+
+
+def test_a_target_url_with_a_path_is_refused():
+    from bizra_nb.errors import InvalidInput
+    from bizra_nb.loadgen import target_address
+
+    assert target_address("http://127.0.0.1:8080/") == ("127.0.0.1", 8080, "")
+    with pytest.raises(InvalidInput, match="give the server's base URL and --endpoint PATH"):
+        target_address("http://127.0.0.1:8080/health")

@@ -7,6 +7,7 @@ import pytest
 
 from bizra_nb.cli import main
 from bizra_nb.errors import InvalidSetting
+from bizra_nb.paths import project_dir
 from bizra_nb.settings import Settings, env_name, load_settings, setting_fields
 
 
@@ -14,7 +15,8 @@ def test_defaults():
     s = load_settings(environ={})
     assert (s.host, s.port, s.ws_port) == ("127.0.0.1", 8080, 8081)
     assert s.score_window == 300 and s.controller_interval == 5 and s.heartbeat_interval == 30
-    assert s.data_dir == Path("data") and s.api_token == "" and s.ws_origins == ()
+    assert s.data_dir == project_dir() / "data" and s.api_token == "" and s.ws_origins == ()
+    assert s.reports_dir == project_dir() / "reports"
 
 
 def test_every_setting_has_help_and_an_environment_variable():
@@ -60,3 +62,15 @@ def test_cli_rejects_a_bad_flag_value_with_exit_2(capsys, monkeypatch):
     assert main(["serve", "--port", "nope"]) == 2
     err = capsys.readouterr().err
     assert "port" in err and "--port" in err and "Traceback" not in err
+
+
+def test_relative_data_and_reports_dirs_follow_the_project_folder_not_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    s = load_settings(environ={})
+    assert (s.data_dir, s.reports_dir) == (tmp_path / "data", tmp_path / "reports")
+    assert load_settings(environ={"BIZRA_DATA_DIR": "elsewhere"}).data_dir == tmp_path / "elsewhere"
+    assert load_settings({"data_dir": "typed"}, environ={}).data_dir == Path("typed")  # a flag: from the cwd
+    assert load_settings(environ={"BIZRA_DATA_DIR": "/abs/d"}).data_dir == Path("/abs/d")
+    assert s.replace(port=1).data_dir == tmp_path / "data"

@@ -75,6 +75,20 @@ function clock(ms) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+function since(ms) {  // UTC, with the date unless today (UTC): as the reports write times
+  const d = new Date(ms), pad = (n) => String(n).padStart(2, "0");
+  const day = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
+  return day === new Date().toISOString().slice(0, 10) ? time : `${day} ${time}`;
+}
+
+function reportState(incident) {  // the diagnosis report: its link, why it could not be made, or pending
+  if (incident.report_url) return `<a href="${escapeHtml(incident.report_url)}" target="_blank" rel="noopener noreferrer">diagnosis report</a>`;
+  const why = incident.report_error || incident.diagnosis_error;
+  if (why) return `<span class="report-failed">report failed: ${escapeHtml(clip(why, 160))}</span>`;
+  return `<span class="muted">report pending</span>`;
+}
+
 function age(seconds) {
   const s = Math.max(0, Date.now() / 1000 - seconds);
   if (s < 90) return Math.round(s) + " s";
@@ -331,13 +345,13 @@ function renderIncidents() {
   const title = state.token ? "" : ` title="enter the API token under Actions first"`;
   $("incidents").innerHTML = list.map((i) => {
     const cause = topCause(i);
-    const report = i.report_url ? `<a href="${escapeHtml(i.report_url)}" target="_blank" rel="noopener noreferrer">diagnosis report</a>` : `<span class="muted">report pending</span>`;
+    const report = reportState(i);
     const ack = i.status === "open" ? `<button type="button" data-action="acknowledged" data-id="${i.id}" ${disabled}${title}>Acknowledge</button>` : "";
     const error = state.actionErrors.get(i.id) || "";
     return `<li data-incident="${i.id}">
       <div><span class="sev ${escapeHtml(i.severity)}">${escapeHtml(i.severity)}</span>
       <span class="incident-title">${escapeHtml(i.title)}</span></div>
-      <div><strong class="age">open for ${age(i.opened_at)}</strong> <span class="muted">(since ${clock(i.opened_at * 1000)}), ${escapeHtml(i.status)}${cause ? `; suspected cause <strong>${escapeHtml(cause)}</strong>` : ""}; ${report}</span></div>
+      <div><strong class="age">open for ${age(i.opened_at)}</strong> <span class="muted">(since ${since(i.opened_at * 1000)}), ${escapeHtml(i.status)}${cause ? `; suspected cause <strong>${escapeHtml(cause)}</strong>` : ""}; ${report}</span></div>
       ${alertLines(i)}
       <div class="actions">${ack}<button type="button" data-action="resolved" data-id="${i.id}" ${disabled}${title}>Resolve</button></div>
       <p class="error action-error" role="alert">${escapeHtml(error)}</p>
@@ -425,9 +439,11 @@ function layers(nodes, edges) {
 function emptyCmdb() {
   const origin = escapeHtml(location.origin);
   return `<div class="empty-hint"><p><strong>The CMDB is empty</strong>, so diagnoses cannot follow dependencies
-    and there is nothing to draw. Import one (YAML or JSON, items and relations) with the API token:</p>
+    and there is nothing to draw. Import one (YAML or JSON, items and relations) with the API token
+    (in the server's <code>data/api_token</code> file, or its <code>--api-token</code> /
+    <code>BIZRA_API_TOKEN</code> setting):</p>
     <pre><code>curl -X POST --data-binary @cmdb.yaml \\
-  -H "Authorization: Bearer $BIZRA_API_TOKEN" \\
+  -H "Authorization: Bearer $(cat data/api_token)" \\
   ${origin}/cmdb/import</code></pre></div>`;
 }
 

@@ -21,6 +21,8 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/health_throughput.py
+	$(BIN)/python benchmarks/processes_throughput.py
+	$(BIN)/python benchmarks/score_record.py
 	$(BIN)/python benchmarks/ws_memory.py
 	$(BIN)/python benchmarks/rca_speed.py
 	$(BIN)/python benchmarks/rca_accuracy.py --cases 100

@@ -1,4 +1,4 @@
-"""The `bizra-nb` command: serve, diagnose, fleet, run, audit, bench, prometheus-load, demo."""
+"""The `bizra-nb` command: serve, diagnose, fleet, run, audit, bench, prometheus-load, store, demo."""
 from __future__ import annotations
 
 import argparse
@@ -59,8 +59,10 @@ def page_url(host: str, port: int) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bizra_server.app import serve
+    from bizra_server.processes import check_processes, serve_processes
 
     settings = _settings_from(args)
+    check_processes(settings)
     _configure_logging(settings.log_level)
 
     def announce(info: dict) -> None:
@@ -70,10 +72,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if "ws" in ports:
             print(f"live updates on ws://{settings.host}:{ports['ws']}/ws/live-updates "
                   f"and ws://{settings.host}:{ports['http']}/ws/live-updates", flush=True)
+        if info.get("processes", 1) > 1:
+            print(f"{info['processes']} processes (replicas {info['replica']}/0..{info['processes'] - 1}), "
+                  f"pids {' '.join(map(str, info['pids']))}", flush=True)
         if info["token_generated"]:
             print(f"API token (generated, kept in {settings.data_dir / 'api_token'}):\n"
                   f"    Authorization: Bearer {info['token']}", flush=True)
 
+    if settings.processes > 1:
+        return serve_processes(settings, ready=announce)
     asyncio.run(serve(settings, ready=announce))
     return 0
 
@@ -95,7 +102,8 @@ def _runner(settings):
         elif run["status"] in ("succeeded", "failed", "cancelled"):
             print(f"  {run['status']}" + " " * 20, file=sys.stderr, flush=True)
 
-    return Runner(Store.open(settings.data_dir), reports_dir=settings.reports_dir, workers=1,
+    return Runner(Store.from_url(settings.store_url, data_dir=settings.data_dir), reports_dir=settings.reports_dir,
+                  workers=1, data_dir=settings.data_dir,
                   cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout,
                   on_event=show)
 
@@ -147,7 +155,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if "://" not in source and Path(source).expanduser().exists():
         source = str(Path(source).expanduser().resolve())  # a file named in the shell: from this directory
     store = Path(settings.data_dir) / "bizra.sqlite3"
-    if not store.is_file():
+    if not settings.store_url and not store.is_file():
         raise InvalidSetting(f"no store in the data dir {settings.data_dir} ({store.name} is missing): set "
                              f"--data-dir or BIZRA_DATA_DIR to the server's data dir", field="data_dir")
     parameters = {"month": args.month, "source": source, "data_dir": str(Path(settings.data_dir).resolve())}
@@ -405,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--platform-only", action="store_true", help="only the server's own counters, not the fleet")
     load.set_defaults(func=cmd_prometheus_load)
 
+    from bizra_nb import store_admin
+
+    store_admin.add_commands(commands)
     demo = commands.add_parser("demo", help="the main job on a generated fleet: diagnosis, benchmark, audit reports")
     demo.add_argument("--out", default=None, metavar="DIR",
                       help="the one folder the demo writes: generated data, store, reports/ (default: data/demo, "

@@ -57,26 +57,35 @@ def most_severe(levels) -> str:
 
 
 def change_status(store: Store, incident_id: int, status: str, *, note: str | None = None) -> dict:
-    """Acknowledge or resolve (or reopen) an incident; the first time of each is kept for MTTA/MTTR."""
+    """Acknowledge or resolve (or reopen) an incident; the first time of each is kept for MTTA/MTTR.
+
+    Decided on the incident as stored at the moment of the write (a compare-and-swap, see
+    :meth:`Store.update_incident`): when two replicas acknowledge and resolve at once, the incident
+    ends resolved with its acknowledgement kept, and an acknowledgement that comes after the
+    resolution is a :class:`Conflict`, never a silent reopen.
+    """
     if status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}", field="status")
-    incident = store.get_incident(incident_id)
-    now = time.time()
-    changes: dict[str, Any] = {"status": status}
-    if status == "acknowledged":
-        if incident["status"] == "resolved":
+
+    def transition(incident: dict) -> dict | None:
+        now = time.time()
+        if status == "acknowledged" and incident["status"] == "resolved":
             raise Conflict(f"incident {incident_id} is resolved; reopen it (status 'open') first", field="status")
-        changes["acknowledged_at"] = incident["acknowledged_at"] or now
-    elif status == "resolved":
-        changes["resolved_at"] = incident["resolved_at"] or now
-        changes["acknowledged_at"] = incident["acknowledged_at"] or changes["resolved_at"]
-    elif status == "open":
-        changes["resolved_at"] = None
-    if note:
-        changes["notes"] = [*incident.get("notes", []), {"at": now, "status": status, "note": note}]
-    if incident["status"] == status and not note:
-        return incident
-    return store.update_incident(incident_id, **changes)
+        if incident["status"] == status and not note:
+            return None
+        changes: dict[str, Any] = {"status": status}
+        if status == "acknowledged":
+            changes["acknowledged_at"] = incident["acknowledged_at"] or now
+        elif status == "resolved":
+            changes["resolved_at"] = incident["resolved_at"] or now
+            changes["acknowledged_at"] = incident["acknowledged_at"] or changes["resolved_at"]
+        elif status == "open":
+            changes["resolved_at"] = None
+        if note:
+            changes["notes"] = [*incident.get("notes", []), {"at": now, "status": status, "note": note}]
+        return changes
+
+    return store.update_incident(incident_id, transition=transition)
 
 
 def durations(incident: dict) -> dict:

@@ -48,7 +48,10 @@ KERNEL_NAME = "bizra-nb"
 KINDS = {"incident_diagnosis": "incident", "benchmark": "benchmark", "compliance_audit": "audit", "explore": "explore"}
 FINISHED = ("succeeded", "failed", "cancelled")
 INTERRUPTED = "interrupted by a server restart: the process running it stopped before it finished"
+REPLICA_LOST = "interrupted: the replica running it stopped answering (it died or lost the store) before it finished"
+CANCEL_POLL = 1.0  # seconds between an owner's checks for a cancel asked through another replica
 PROGRESS_INTERVAL = 0.5  # seconds between two progress writes to the store (the last one is always written)
+URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 log = logging.getLogger("bizra.runner")
 
@@ -126,13 +129,21 @@ class Runner:
         Scores each run as an event, a failed one as a ``run_failed`` violation.
     cell_timeout, run_timeout
         Seconds a cell, and a whole run, may take before the run fails.
+    owner
+        The replica that executes the runs it creates (recorded on each run; a run is claimed once,
+        so two replicas never execute the same one). None: the single-process default, whose
+        :meth:`recover` fails every unfinished run; with an owner it fails only the owner's.
+    data_dir
+        The data dir workers see as ``BIZRA_DATA_DIR`` when the store is not a SQLite file in it.
     """
 
     def __init__(self, store: Store, *, reports_dir: str | Path = "reports", notebooks_dir: Path = NOTEBOOKS_DIR,
                  executor: Any = None, workers: int | None = None, keeper: ScoreKeeper | None = None,
                  on_event: Callable[[dict], None] | None = None, cell_timeout: float = 600,
-                 run_timeout: float = 3600) -> None:
+                 run_timeout: float = 3600, owner: str | None = None, data_dir: str | Path | None = None) -> None:
         self.store = store
+        self.owner = owner
+        self.data_dir = data_dir
         self.reports_dir = Path(reports_dir).resolve()
         self.notebooks_dir = Path(notebooks_dir)
         self.executor = executor or LocalExecutor(workers)
@@ -154,20 +165,33 @@ class Runner:
         parameters), its links resolve, the index is rewritten, and what they left (``.*.partial``,
         stale ``.*.tmp``) is removed.
         """
-        ids = self.store.fail_unfinished_runs(INTERRUPTED)
+        ids = self.store.fail_unfinished_runs(INTERRUPTED, owner=self.owner)
+        self._report_interrupted(ids)
+        return ids
+
+    def reap(self, owners: list[str]) -> list[str]:
+        """Fail the unfinished runs of replicas found dead (the leader calls this, see ``server/app.py``).
+
+        Each gets the failure report of an interrupted run when its folder is reachable from here.
+        """
+        ids = self.store.fail_runs_of_owners(owners, REPLICA_LOST)
+        self._report_interrupted(ids, reason=REPLICA_LOST, reachable_only=True)
+        return ids
+
+    def _report_interrupted(self, ids: list[str], *, reason: str = INTERRUPTED, reachable_only: bool = False) -> None:
         folders: list[Path] = []
         for run_id in ids:
             if self.keeper:
                 self.keeper.record_violation("run_failed", "interrupted run")
             run = self.store.get_run(run_id)
-            if not run.get("folder"):
+            if not run.get("folder") or (reachable_only and not Path(run["folder"]).parent.is_dir()):
                 continue
             folders.append(Path(run["folder"]))
             _stop_orphan_workers(Path(run["folder"]) / ".run.ipynb.partial")
             try:
                 progress = run.get("progress")
                 where = f"after {progress['cell']} of {progress['cells']} cells" if progress else None
-                summary, _ = self._write_reports(run, "failed", {"type": "Interrupted", "message": INTERRUPTED,
+                summary, _ = self._write_reports(run, "failed", {"type": "Interrupted", "message": reason,
                                                                  "where": where},
                                                  Path(run["folder"]) / ".run.ipynb.partial")
                 if summary:
@@ -180,7 +204,6 @@ class Runner:
                 self.write_index()
             except OSError as exc:
                 log.warning("could not rewrite the reports index: %s", exc)
-        return ids
 
     def _sweep_leftovers(self, interrupted: list[Path], *, tmp_age: float = 3600.0) -> None:
         """Remove what interrupted runs left: their ``.*.partial`` files, and ``.*.tmp`` files of any folder
@@ -207,13 +230,13 @@ class Runner:
         path = resolve_notebook(notebook, self.notebooks_dir)
         checked = check_parameters(path, parameters or {}, confine=confine)
         preflight(declared_parameters(path), checked,  # a missing file, a silent URL: refused, nothing recorded
-                  base=_data_dir_environment(self.store).get("BIZRA_DATA_DIR"))  # where the worker looks
+                  base=self._store_environment().get("BIZRA_DATA_DIR"))  # where the worker looks
         run_id = uuid.uuid4().hex[:10]
         kind = kind or KINDS.get(path.stem, "other")
         folder = self.reports_dir / kind / f"{_folder_subject(path.stem, checked)}-{run_id}"
         run = self.store.create_run(id=run_id, notebook=str(path), kind=kind, status="queued", trigger=trigger,
                                     parameters=checked, created_at=time.time(), folder=str(folder),
-                                    incident_id=incident_id)
+                                    incident_id=incident_id, owner=self.owner)
         self._event(run)
         return run
 
@@ -231,7 +254,8 @@ class Runner:
         """Stop a queued or running run; it ends ``cancelled`` (or ``failed`` when its report cannot be written).
 
         A run whose worker already ended but whose report is being written is still cancelled: the
-        finishing step reads the flag under the same lock as it records the outcome.
+        finishing step reads the flag under the same lock as it records the outcome. A run that another
+        replica executes gets a cancel request in the store, which its owner checks every second.
         """
         with self._lock:
             run = self.store.get_run(run_id)
@@ -242,9 +266,27 @@ class Runner:
         if proc is not None:
             _stop(proc)
         elif run["status"] == "queued":
-            run = self.store.update_run(run_id, status="cancelled", finished_at=time.time(), error="cancelled")
-            self._event(run)
+            cancelled = self.store.cancel_queued_run(run_id)  # only if nobody claimed it meanwhile
+            if cancelled is not None:
+                self._event(cancelled)
+            else:
+                self.store.request_cancel(run_id)
+        elif run.get("owner") != self.owner:  # running on another replica: its owner stops it
+            self.store.request_cancel(run_id)
         return self.store.get_run(run_id)
+
+    def _watch_cancel_requests(self, run_id: str, proc: subprocess.Popen, done: threading.Event) -> None:
+        """Stop ``proc`` when another replica asks (a cancel request in the store); every second until done."""
+        while not done.wait(CANCEL_POLL):
+            try:
+                requested = self.store.cancel_requested(run_id)
+            except Exception:  # noqa: BLE001 - the store is down: asked again next second
+                continue
+            if requested:
+                with self._lock:
+                    self._cancelled.add(run_id)
+                _stop(proc)
+                return
 
     # -- execution ---------------------------------------------------------------------
 
@@ -271,14 +313,17 @@ class Runner:
         folder = Path(run["folder"])
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / ".run.ipynb.partial"
-        run = self.store.update_run(run_id, status="running", started_at=time.time())
+        claimed = self.store.claim_run(run_id, self.owner)  # queued → running, once, whoever asks
+        if claimed is None:
+            return self.store.get_run(run_id)  # cancelled meanwhile, or another replica has it
+        run = claimed
         self._event(run)
         error: dict | None = None
         cmd = [sys.executable, "-m", "bizra_nb.notebook_exec", "--input", run["notebook"], "--output", str(partial),
                "--parameters", json.dumps(run["parameters"]), "--kernel", self.kernel,
                "--cell-timeout", str(self.cell_timeout), "--cwd", os.getcwd()]
         env = {**worker_environment(os.environ), "BIZRA_REPORT": "1", "BIZRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1",
-               **_data_dir_environment(self.store)}
+               **self._store_environment(reads_store="data_dir" in declared_parameters(Path(run["notebook"])))}
         with open(folder / "run.log", "w", encoding="utf-8") as worker_log:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=worker_log, text=True, env=env,
                                     start_new_session=True)
@@ -295,6 +340,10 @@ class Runner:
 
             timer = threading.Timer(self.run_timeout, on_timeout)
             timer.start()
+            done = threading.Event()
+            if self.owner is not None:  # several replicas: a cancel may come through another one
+                threading.Thread(target=self._watch_cancel_requests, args=(run_id, proc, done), daemon=True,
+                                 name=f"cancel-watch-{run_id}").start()
             progress_writer = _ProgressWriter(lambda p: self._store_progress(run_id, p), PROGRESS_INTERVAL)
             try:
                 for line in proc.stdout:
@@ -312,6 +361,7 @@ class Runner:
                 raise
             finally:
                 timer.cancel()
+                done.set()
                 progress_writer.close()
                 with self._lock:
                     self._procs.pop(run_id, None)
@@ -327,6 +377,17 @@ class Runner:
         status = "succeeded" if code == 0 and not cancelled else ("cancelled" if cancelled else "failed")
         return self._finish(run, status, error, partial)
 
+    def _store_environment(self, *, reads_store: bool = False) -> dict[str, str]:
+        """What a worker needs to find the store: ``BIZRA_DATA_DIR``, and for a database server
+        ``BIZRA_STORE_URL`` with its credentials when the notebook reads the store (declares ``data_dir``:
+        the audit reads incidents and runs from it)."""
+        env = _data_dir_environment(self.store)
+        if not env:
+            env = {"BIZRA_STORE_URL": self.store.engine.url.render_as_string(hide_password=False)} if reads_store else {}
+            if self.data_dir is not None:
+                env["BIZRA_DATA_DIR"] = str(Path(self.data_dir).resolve())
+        return env
+
     def _store_progress(self, run_id: str, progress: dict) -> None:
         try:
             self.store.update_run(run_id, progress=progress)
@@ -341,8 +402,14 @@ class Runner:
                 if status == "succeeded" and run["id"] in self._cancelled:
                     status, message = "cancelled", "Cancelled: the run was cancelled while its report was written"
                     self._write_summary(run, status, {"type": "Cancelled", "message": message}, summary)
-                run = self.store.update_run(run["id"], status=status, finished_at=time.time(), summary=summary,
-                                            error=message, progress=run.get("progress"))
+                ended = self.store.finish_run(run["id"], owner=run.get("owner"), status=status,
+                                              finished_at=time.time(), summary=summary, error=message,
+                                              progress=run.get("progress"))
+            if ended is None:  # ended elsewhere meanwhile (failed as lost by the leader): that verdict stays
+                log.warning("run %s %s here, but it was already ended: %s", run["id"], status,
+                            self.store.get_run(run["id"])["status"])
+                return self.store.get_run(run["id"])
+            run = ended
         except Exception as exc:  # noqa: BLE001 - read-only or full disk, a template error, a store error
             return self._fail(run, exc, during="writing its report", error=error)
         if self.keeper is not None:
@@ -362,8 +429,9 @@ class Runner:
         log.error("run %s failed: %s", run["id"], reason, exc_info=exc)
         failed = {**run, "status": "failed", "finished_at": time.time(), "error": reason[:4000]}
         try:
-            failed = self.store.update_run(run["id"], status="failed", finished_at=failed["finished_at"],
-                                           error=failed["error"])
+            failed = self.store.finish_run(run["id"], owner=run.get("owner"), status="failed",
+                                           finished_at=failed["finished_at"], error=failed["error"]) or \
+                self.store.get_run(run["id"])  # already ended elsewhere: that verdict stays
         except Exception as store_exc:  # noqa: BLE001 - the next start fails it (recover)
             log.error("run %s: its failure could not be stored either (%s)", run["id"], store_exc)
         if self.keeper is not None:
@@ -461,9 +529,12 @@ def worker_environment(environ: dict[str, str]) -> dict[str, str]:
 
     A variable is a secret when its upper-cased name contains one of :data:`SECRET_WORDS`
     (TOKEN, SECRET, PASSWORD, PASSWD, KEY, CREDENTIAL): ``BIZRA_API_TOKEN``, ``AWS_SECRET_ACCESS_KEY``,
-    ``PGPASSWORD``... A notebook that needs a credential reads it from a file it is given.
+    ``PGPASSWORD``...; or when its value is a URL with a password (``BIZRA_REDIS_URL=redis://:pw@…``,
+    ``DATABASE_URL``). A notebook that needs a credential reads it from a file it is given; the
+    store's URL is given back only to notebooks that read the store (see ``Runner._store_environment``).
     """
-    return {k: v for k, v in environ.items() if not any(word in k.upper() for word in SECRET_WORDS)}
+    return {k: v for k, v in environ.items()
+            if not any(word in k.upper() for word in SECRET_WORDS) and not URL_WITH_PASSWORD.search(v)}
 
 
 def _read_notebook(partial: Path, source: Path):

@@ -92,6 +92,43 @@ class ScoreKeeper:
         self.total_events = 0
         self.total_violations = dict.fromkeys(WEIGHTS, 0)
         self._listeners: list[Callable[[str, str], None]] = []
+        self._sharing = False
+
+    def share_deltas(self) -> None:
+        """Hand what is recorded from now on to :meth:`take_deltas` (a shared score's writer drains it)."""
+        with self._lock:
+            if not self._sharing:
+                self._sharing = True
+                for bucket in self._buckets:  # recorded before: not shared
+                    bucket[3], bucket[4] = bucket[1], dict(bucket[2] or {})
+
+    def take_deltas(self) -> dict[int, tuple[int, dict[str, int]]]:
+        """What was recorded since the last call, ``{second: (events, {kind: n})}``; empty unless shared.
+
+        :meth:`record` pays nothing for it: each bucket also holds what was taken
+        from it, and only the newest bucket ever changes, so this walks back from
+        it to the first bucket taken in full (one or two buckets when called every
+        100 ms). Every event lands in exactly one call's result while its second is
+        in the window.
+        """
+        deltas: dict[int, tuple[int, dict[str, int]]] = {}
+        with self._lock:
+            if not self._sharing:
+                return deltas
+            for bucket in reversed(self._buckets):
+                second, events, kinds, taken_events, taken_kinds = bucket
+                if events == taken_events:
+                    break
+                added = events - taken_events
+                added_kinds = {kind: n - taken_kinds.get(kind, 0) for kind, n in (kinds or {}).items()
+                               if n != taken_kinds.get(kind, 0)}
+                bucket[3], bucket[4] = events, dict(kinds or {})
+                if second in deltas:  # the clock went back: two buckets of one second
+                    more, more_kinds = deltas[second]
+                    added += more
+                    added_kinds = {k: added_kinds.get(k, 0) + more_kinds.get(k, 0) for k in {*added_kinds, *more_kinds}}
+                deltas[second] = (added, added_kinds)
+        return deltas
 
     def on_violation(self, listener: Callable[[str, str], None]) -> None:
         """Call ``listener(kind, detail)`` for every violation recorded (e.g. to persist it)."""
@@ -107,7 +144,7 @@ class ScoreKeeper:
             if buckets and buckets[-1][0] == second:
                 bucket = buckets[-1]
             else:
-                bucket = [second, 0, None]
+                bucket = [second, 0, None, 0, {}]  # second, events, {kind: n}; then what take_deltas() took
                 buckets.append(bucket)
                 self._expire(second)
             bucket[1] += 1
@@ -132,7 +169,7 @@ class ScoreKeeper:
         oldest = now_second - self.window
         buckets = self._buckets
         while buckets and buckets[0][0] <= oldest:
-            _, events, violations = buckets.popleft()
+            _, events, violations, _, _ = buckets.popleft()
             self._events -= events
             if violations:
                 for kind, n in violations.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -46,6 +47,47 @@ def _cron(value: str) -> str | None:
 
 def _web_url(value: str) -> str | None:
     return None if not value or value.startswith(("http://", "https://")) else "must be an http:// or https:// URL (or empty)"
+
+
+def _store_url(value: str) -> str | None:
+    if not value or value.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+        return None
+    return "must be a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (or empty: SQLite in --data-dir)"
+
+
+def _redis_url(value: str) -> str | None:
+    problem = "must be a redis://HOST:PORT/DB, rediss:// or unix:// URL (or empty: one process, no Redis)"
+    if not value:
+        return None
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        return problem
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        database = parts.path.strip("/")
+    except ValueError:
+        return problem
+    return None if parts.scheme == "unix" or not database or database.isdigit() else problem
+
+
+def _replica_name(value: str) -> str | None:
+    if len(value) <= 100 and value.isprintable():
+        return None
+    return "must be at most 100 printable characters (no line breaks or control characters)"
+
+
+def _processes(value: int) -> str | None:
+    return None if 1 <= value <= 64 else "must be 1 to 64 (about one per core)"
+
+
+MASKED = re.compile(r"(//[^/:@]*:)[^/@]*@")  # the password of a URL (user:password@host)
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of any URL in it replaced by ``***``."""
+    return MASKED.sub(r"\1***@", text)
 
 
 def _log_level(value: str) -> str | None:
@@ -87,6 +129,12 @@ class Settings:
     audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), UTC; empty: off", _cron)
     benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, UTC; empty: off", _cron)
     schedule_grace: float = _setting(300.0, "seconds after its time a scheduled run may still start before it counts as missed", _positive)
+    store_url: str = _setting("", "SQLAlchemy URL of the store, e.g. postgresql+psycopg://bizra:PASSWORD@db:5432/bizra for several replicas; empty: SQLite in --data-dir", _store_url)
+    redis_url: str = _setting("", "Redis URL (redis://host:6379/0) shared by the replicas: live events, the platform's score, the leader's lease; empty: this process alone", _redis_url)
+    replica_name: str = _setting("", "this replica's name in /health, /metrics and run ownership (default: host:port, plus /N under --processes)", _replica_name)
+    processes: int = _setting(1, "server processes on this machine sharing the listening ports (more than 1 needs --redis-url)", _processes)
+    leader_lease: float = _setting(10.0, "seconds the leader's lease lasts: when the leader dies, another replica takes over within it", _positive)
+    schedule_check_interval: float = _setting(30.0, "seconds between the leader's checks for due scheduled runs", _positive)
     grafana_url: str = _setting("", "Grafana (dashboards) URL the status page links to; empty: no link", _web_url)
     log_level: str = _setting("info", "log level: debug, info, warning, error", _log_level)
 
@@ -193,6 +241,7 @@ def load_settings(
         check = f.metadata["check"]
         problem = check(value) if check else None
         if problem:
-            raise InvalidSetting(f"{name} {problem}, got {value!r} (from {source})", field=name)
+            shown = mask_password(repr(value)) if isinstance(value, str) else repr(value)
+            raise InvalidSetting(f"{name} {problem}, got {shown} (from {source})", field=name)
         values[name] = value
     return Settings(**values)

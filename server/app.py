@@ -5,6 +5,7 @@ import asyncio
 import errno
 import gc
 import logging
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from bizra_nb.errors import InvalidSetting
+from bizra_nb.errors import InvalidSetting, Unavailable
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.settings import Settings
 from bizra_nb.store import Store
@@ -29,7 +30,11 @@ from bizra_server.base import MAX_BODY_SIZE, NotFoundHandler, UnknownHostHandler
 from bizra_server.controller import Controller
 from bizra_server.hub import Hub
 from bizra_server.incident_flow import IncidentFlow
+from bizra_server.leader import Leadership, LocalLeadership
+from bizra_server.processes import default_replica_name
+from bizra_server.redis_bus import RedisBus, redis_client
 from bizra_server.scheduler import Scheduler
+from bizra_server.shared_score import SharedScore
 from bizra_server.instrumentation import AccessLog, RequestInstrumentation, route_template
 
 log = logging.getLogger("bizra.server")
@@ -63,6 +68,24 @@ class Services:
     public_origins: frozenset = frozenset()  # page origins allowed on the WebSocket; set once the ports are known
     access_log: AccessLog = field(default_factory=AccessLog)
     store_writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-store"))
+    replica: str = ""  # this replica's name (--replica-name, else host:port); set once the port is bound
+    leadership: LocalLeadership | Leadership = field(default_factory=LocalLeadership)
+    redis: object = None  # with --redis-url: the asyncio client the shared parts use
+    bus: RedisBus | None = None
+    shared_score: SharedScore | None = None
+    metric_siblings: list[tuple[str, str]] = field(default_factory=list)  # --processes: (replica, private /metrics URL)
+    _store_ok_since: float | None = None  # monotonic time of this replica's first heartbeat since the store was last down
+    _beats_seen: dict = field(default_factory=dict)  # leader: replica -> (its last heartbeat value, when that changed here)
+    duties_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-duties"))  # apart from requests'
+
+    @property
+    def shared(self) -> bool:
+        """Several replicas may share this one's store: runs have owners, replicas heart-beat."""
+        return bool(self.settings.redis_url or self.settings.store_url)
+
+    def score_snapshot(self) -> dict:
+        """The platform's score: over every replica with --redis-url (cached, no I/O), else this process's."""
+        return self.shared_score.snapshot() if self.shared_score is not None else self.scorekeeper.snapshot()
 
     def persist_violation(self, kind: str, detail: str) -> None:
         """Log a violation to the store off the IOLoop (one writer thread, in order)."""
@@ -76,37 +99,113 @@ class Services:
 
     def start(self) -> None:
         """Start the background loops (call on the running IOLoop)."""
+        settings = self.settings
         self.hub.bind_loop(asyncio.get_running_loop())
-        self.background.every(self.settings.controller_interval, self.controller.cycle, "controller")
+        self.leadership = LocalLeadership(self.replica)
+        if settings.redis_url:
+            self.redis = redis_client(settings.redis_url)
+            database = self.redis.connection_pool.connection_kwargs.get("db", 0)
+            self.bus = RedisBus(settings.redis_url, self.replica, on_message=self.hub.deliver_local,
+                                on_state=self.hub.stream_changed,
+                                channel=f"bizra:live:{database}")  # pub/sub ignores databases: keep platforms apart
+            self.hub.attach_bus(self.bus)
+            self.leadership = Leadership(self.redis, self.replica, lease=settings.leader_lease)
+            self.shared_score = SharedScore(self.scorekeeper, self.redis, self.replica)
+            for part in (self.bus, self.leadership, self.shared_score):
+                self.background.spawn(part.start(), f"start {type(part).__name__}")
+            self.controller.add_check("redis", self.check_redis)
+        self.metrics.describe_replica(self.replica, lambda: self.leadership.is_leader)
+        self.background.every(settings.controller_interval, self.controller.cycle, "controller")
+        if self.shared:
+            self.background.every(settings.leader_lease / 3, self._replica_duties, "replica duties")
         if self.scheduler.schedules:
-            self.background.every(30.0, self.scheduler.step, "scheduler")
+            self.background.every(settings.schedule_check_interval, self.scheduler.step, "scheduler")
         self.background.every(self.settings.heartbeat_interval, self._heartbeat, "heartbeat")
         self.background.every(1.0, self._flush_access_log, "access log")
+
+    def check_redis(self) -> str:
+        """The /ready check of Redis: the bus, the shared score and the lease all reach it."""
+        for part in (self.bus, self.shared_score, self.leadership):
+            if not part.connected:
+                raise Unavailable(f"{type(part).__name__}: {part.reason}")
+        return f"connected ({self.bus.address}); leader: {self.leadership.holder or 'none'}"
+
+    async def _replica_duties(self) -> None:
+        """Heart-beat in the store; the leader also fails the runs of replicas that stopped heart-beating.
+
+        A replica is dead when its heartbeat has not changed for three leases **by the leader's own
+        clock** (watched since this replica became the leader), so clock skew between machines cannot
+        get a live replica's runs failed; and only once this replica has reached the store for as long
+        (after an outage every replica needs time to beat again).
+        """
+        loop = asyncio.get_running_loop()
+        info = {"pid": os.getpid(), "leader": self.leadership.is_leader, "base_url": self.base_url}
+        max_age = 3 * self.settings.leader_lease
+        try:
+            await loop.run_in_executor(self.duties_pool, self.store.heartbeat_replica, self.replica, info)
+            if self._store_ok_since is None:
+                self._store_ok_since = time.monotonic()
+            if not self.leadership.is_leader:
+                self._beats_seen.clear()  # a new leader watches afresh
+                return
+            dead = await loop.run_in_executor(self.duties_pool, self._dead_replicas, max_age)
+            if dead and time.monotonic() - self._store_ok_since >= max_age:
+                for run_id in await loop.run_in_executor(self.duties_pool, self.runner.reap, dead):
+                    log.warning("run %s failed: its replica stopped answering", run_id)
+        except Unavailable as exc:  # the store is down: the controller scores it once
+            self._store_ok_since = None
+            log.debug("replica heartbeat skipped: %s", exc.message)
+
+    def _dead_replicas(self, max_age: float) -> list[str]:
+        """Owners of unfinished runs whose heartbeat has not changed for ``max_age`` s, watched from here."""
+        beats = {r["name"]: r["seen_at"] for r in self.store.list_replicas()}
+        owners = {run.get("owner") for status in ("queued", "running")
+                  for run in self.store.list_runs(status=status, limit=1000)} - {None, self.replica}
+        now = time.monotonic()
+        dead = []
+        for owner in owners:
+            seen = self._beats_seen.get(owner)
+            if seen is None or seen[0] != beats.get(owner):
+                self._beats_seen[owner] = (beats.get(owner), now)
+            elif now - seen[1] >= max_age:
+                dead.append(owner)
+        for gone in set(self._beats_seen) - owners:
+            del self._beats_seen[gone]
+        return sorted(dead)
 
     async def _flush_access_log(self) -> None:
         self.access_log.flush()
 
     async def _heartbeat(self) -> None:
-        self.hub.publish("heartbeat", {"clients": len(self.hub.clients), "uptime_seconds": round(time.time() - self.started_at, 1)})
+        self.hub.publish("heartbeat", {"clients": len(self.hub.clients), "replica": self.replica,
+                                       "uptime_seconds": round(time.time() - self.started_at, 1)})
 
     async def stop(self) -> None:
-        """Close clients with a close frame, stop the loops, flush the store."""
+        """Hand over the lease, close clients with a close frame, stop the loops, flush the store."""
+        await self.leadership.stop()  # released at once: another replica leads without waiting for it to end
         closing = self.hub.close_all(1001, "server shutting down")
         deadline = time.monotonic() + 2.0
         while any(c.ws_connection is not None for c in closing) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # let the close handshakes finish
         await self.background.stop()
+        for part in (self.bus, self.shared_score):
+            if part is not None:
+                await part.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
         self.access_log.flush()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.runner.close)  # running notebooks end as cancelled, with a report
         await loop.run_in_executor(None, self.workers.shutdown, True)
         await loop.run_in_executor(None, self.io_pool.shutdown, True)
+        await loop.run_in_executor(None, self.duties_pool.shutdown, True)
         await loop.run_in_executor(None, self.store_writer.shutdown, True)
         self.store.close()
 
 
 def make_services(settings: Settings) -> Services:
-    store = Store.open(settings.data_dir)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # the token, /ready's probe, notebooks' files: also with --store-url
+    store = Store.from_url(settings.store_url, data_dir=settings.data_dir)
     scorekeeper = ScoreKeeper(settings.score_window)
     token, generated = load_or_create_token(settings.api_token, settings.data_dir)
     metric_set = metrics.Metrics(scorekeeper)
@@ -128,7 +227,8 @@ def make_services(settings: Settings) -> Services:
     Path(settings.reports_dir).mkdir(parents=True, exist_ok=True)  # /reports/ serves it from the start
     services.runner = Runner(store, reports_dir=settings.reports_dir, workers=settings.run_workers,
                              keeper=scorekeeper, on_event=services.incident_flow.run_changed,
-                             cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout)
+                             cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout,
+                             data_dir=settings.data_dir)
     services.scheduler = Scheduler.from_settings(services, lambda: services.base_url)
     scorekeeper.on_violation(services.persist_violation)
     return services
@@ -202,17 +302,13 @@ def make_ws_app(app: tornado.web.Application) -> tornado.web.Application:
     return _application(app.settings["services"], [(r"/", live.LiveUpdatesHandler)] + live.handlers)
 
 
-def listen(app: tornado.web.Application, port: int, host: str, *, flag: str = "--port") -> tuple[HTTPServer, int]:
-    """Start an HTTP server for ``app``; returns it and the port actually bound (``port=0`` picks one).
+def bind(port: int, host: str, *, flag: str = "--port") -> list:
+    """Listening sockets for ``host:port`` (``port=0`` picks one); forked processes inherit and share them.
 
-    A client gets ``idle_timeout`` seconds to send a request's headers (or to send
-    the next one), ``body_timeout`` for its body. Handlers without a streamed body
-    (static files, the WebSocket upgrade) take at most ``MAX_BODY_SIZE`` bytes.
     A port already taken raises :class:`InvalidSetting` naming the address and ``flag``.
     """
-    settings: Settings = app.settings["services"].settings
     try:
-        sockets = bind_sockets(port, address=host)
+        return bind_sockets(port, address=host)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
@@ -220,6 +316,19 @@ def listen(app: tornado.web.Application, port: int, host: str, *, flag: str = "-
         raise InvalidSetting(f"cannot listen on {shown}:{port}: the address is already in use (another program "
                              f"or server has it): choose another {flag}, or 0 for a free port",
                              field=flag.lstrip("-").replace("-", "_")) from None
+
+
+def listen(app: tornado.web.Application, port: int, host: str, *, flag: str = "--port",
+           sockets: list | None = None) -> tuple[HTTPServer, int]:
+    """Start an HTTP server for ``app``; returns it and the port actually bound (``port=0`` picks one).
+
+    ``sockets``: already bound ones (``--processes``: bound once, before the processes fork).
+    A client gets ``idle_timeout`` seconds to send a request's headers (or to send
+    the next one), ``body_timeout`` for its body. Handlers without a streamed body
+    (static files, the WebSocket upgrade) take at most ``MAX_BODY_SIZE`` bytes.
+    """
+    settings: Settings = app.settings["services"].settings
+    sockets = sockets if sockets is not None else bind(port, host, flag=flag)
     server = HTTPServer(app, idle_connection_timeout=settings.idle_timeout, body_timeout=settings.body_timeout,
                         max_body_size=MAX_BODY_SIZE)
     server.add_sockets(sockets)
@@ -229,8 +338,10 @@ def listen(app: tornado.web.Application, port: int, host: str, *, flag: str = "-
 class Server:
     """The application listening on its ports, with its background loops; used by `serve` and the tests."""
 
-    def __init__(self, settings: Settings, *, extra_handlers: list[tuple[str, type]] = ()) -> None:
+    def __init__(self, settings: Settings, *, extra_handlers: list[tuple[str, type]] = (),
+                 sockets: dict[str, list] | None = None) -> None:
         self.settings = settings
+        self.sockets = sockets or {}  # "http", "ws": bound before a fork (--processes)
         self.app = make_app(settings, extra_handlers=extra_handlers)
         self.services: Services = self.app.settings["services"]
         self.http_servers: list[HTTPServer] = []
@@ -238,19 +349,27 @@ class Server:
 
     async def start(self) -> dict[str, int]:
         """Recover interrupted runs, listen and start the loops (on the running IOLoop); returns the ports bound."""
-        settings = self.settings
+        settings, services = self.settings, self.services
+        http_sockets = self.sockets.get("http") or bind(settings.port, settings.host)
+        services.replica = default_replica_name(settings, http_sockets[0].getsockname()[1])
+        if services.shared:
+            services.runner.owner = services.replica  # its runs are its own: other replicas' are not recovered here
         # before listening: no new run may start meanwhile; their failure reports are written off the IOLoop
-        for run_id in await asyncio.get_running_loop().run_in_executor(None, self.services.runner.recover):
+        for run_id in await asyncio.get_running_loop().run_in_executor(None, services.runner.recover):
             log.warning("run %s was interrupted by the last stop: marked failed, with a failure report", run_id)
-        server, self.ports["http"] = listen(self.app, settings.port, settings.host)
+        server, self.ports["http"] = listen(self.app, settings.port, settings.host, sockets=http_sockets)
         self.http_servers.append(server)
         if settings.ws_port >= 0:
             try:
                 server, self.ports["ws"] = listen(make_ws_app(self.app), settings.ws_port, settings.host,
-                                                  flag="--ws-port")
+                                                  flag="--ws-port", sockets=self.sockets.get("ws"))
             except InvalidSetting:
                 self.http_servers.pop().stop()  # not left listening on --port
                 raise
+            self.http_servers.append(server)
+        if "metrics" in self.sockets:  # --processes: this process's own /metrics, for its siblings
+            server, _ = listen(_application(services, [(r"/metrics", metrics.ProcessMetricsHandler)]), 0,
+                               "127.0.0.1", sockets=self.sockets["metrics"])
             self.http_servers.append(server)
         self.services.base_url = f"http://{settings.host}:{self.ports['http']}"
         self.services.public_origins = public_origins(self.services.host_names, self.ports.values())
@@ -266,9 +385,14 @@ class Server:
             await server.close_all_connections()
 
 
-async def serve(settings: Settings, *, ready: Callable[[dict], None] | None = None) -> None:
-    """Run the server until SIGINT, SIGTERM or SIGHUP, then shut down gracefully."""
-    server = Server(settings)
+async def serve(settings: Settings, *, ready: Callable[[dict], None] | None = None,
+                sockets: dict[str, list] | None = None, metric_siblings: list[tuple[str, str]] = ()) -> None:
+    """Run the server until SIGINT, SIGTERM or SIGHUP, then shut down gracefully.
+
+    ``sockets`` and ``metric_siblings``: see :mod:`bizra_server.processes`.
+    """
+    server = Server(settings, sockets=sockets)
+    server.services.metric_siblings = list(metric_siblings)
     ports = await server.start()
     gc.freeze()  # start-up objects never become garbage: keep them out of every collection
     stop = asyncio.Event()

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler, stream_request_body
 
-from bizra_nb.errors import BizraError, InvalidInput
+from bizra_nb.errors import BizraError, InvalidInput, Unavailable
 
 log = logging.getLogger("bizra.server")
 MAX_BODY_SIZE = 1 << 20  # a JSON request body; handlers that take more say so (CMDB import: 10 MiB)
@@ -38,6 +38,17 @@ ERROR_CODES = {
     502: "bad_gateway",
     503: "unavailable",
 }
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with each NUL character in its strings replaced by U+FFFD (PostgreSQL refuses NUL in text)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 class ApiError(HTTPError):
@@ -110,6 +121,7 @@ class BaseHandler(RequestHandler):
 
     STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
     max_body_size = MAX_BODY_SIZE
+    dependency_down = False  # set when the answer is a 503 because the store (or Redis) is down
     _refusal: ApiError | None = None
     _closing = False  # answered before the body was read: the connection closes after the answer
 
@@ -228,7 +240,8 @@ class BaseHandler(RequestHandler):
                 raise ApiError(400, "a JSON request body is required")
             return None
         try:
-            return json.loads(self.request.body)
+            value = json.loads(self.request.body)
+            return _without_nul(value) if b"\\u0000" in self.request.body else value
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"request body is not valid JSON: {exc}") from None
         except RecursionError:
@@ -263,6 +276,9 @@ class BaseHandler(RequestHandler):
         elif isinstance(exc, BizraError):
             status_code, code, message = exc.status, exc.code, exc.message
             self.set_status(status_code)
+            if isinstance(exc, Unavailable):  # the store (or another dependency) is down: retry later
+                self.dependency_down = True  # scored once by the controller's check, not once per request
+                self.set_header("Retry-After", "5")
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
             code, message = ERROR_CODES.get(status_code, "error"), exc.log_message % exc.args
         else:

@@ -17,6 +17,8 @@ from bizra_server.base import encode_json
 log = logging.getLogger("bizra.controller")
 
 Check = Callable[[], Any]  # returns a detail string (healthy) or raises Unavailable (down)
+OUTAGE_COMPONENTS = ("store", "redis")  # the platform's own dependencies: going down is one violation, not one per 503
+STARTUP_GRACE = 10.0  # seconds a dependency may take to connect at start before it counts as down
 
 
 class Controller:
@@ -32,6 +34,9 @@ class Controller:
         self.health_fragment = self._fragment()
         self._last_score: float | None = None
         self.checks: dict[str, Check] = {"store": self.check_store}
+        self._started = time.monotonic()
+        self._up: set[str] = set()  # outage components seen working at least once
+        self._outages: set[str] = set()  # outage components down now, their violation recorded
         if services.settings.prometheus_url:
             self.checks["metric_backend"] = self.check_metric_backend
         elif services.settings.dataset:
@@ -77,6 +82,21 @@ class Controller:
             raise Unavailable(f"dataset file {path} does not exist")
         return f"dataset {path}"
 
+    def _score_outages(self) -> None:
+        """One ``assumption_violated`` per outage of the store or Redis: when it goes down, or when it has
+        not come up within :data:`STARTUP_GRACE` seconds of the start (connecting takes a moment)."""
+        for name in OUTAGE_COMPONENTS:
+            state = self.components.get(name)
+            if state is None or state["ok"]:
+                self._up.add(name)
+                self._outages.discard(name)
+                continue
+            if name in self._outages or (name not in self._up and time.monotonic() - self._started < STARTUP_GRACE):
+                continue
+            self._outages.add(name)
+            log.error("%s is down: %s", name, state["detail"])
+            self.services.scorekeeper.record_violation("assumption_violated", f"{name} down: {state['detail']}"[:500])
+
     async def run_checks(self) -> dict[str, dict]:
         """Run every component check concurrently; unexpected exceptions are silent failures."""
 
@@ -99,12 +119,13 @@ class Controller:
     async def cycle(self) -> None:
         started = time.perf_counter()
         self.components = await self.run_checks()
+        self._score_outages()
         self.cycle_count += 1
         self.last_cycle_at = time.time()
         self.health_fragment = self._fragment()
         scorekeeper = self.services.scorekeeper
         scorekeeper.record()  # a controller cycle is a checked operation
-        snap = scorekeeper.snapshot()
+        snap = self.services.score_snapshot()  # the platform's, with --redis-url
         self.history.append((round(self.last_cycle_at, 3), snap["score"]))
         duration = time.perf_counter() - started
         metrics = self.services.metrics

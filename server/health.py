@@ -30,7 +30,10 @@ class StatusPart:
     async def get(self, handler: BaseHandler, snap: dict) -> str:
         if time.monotonic() - self.read_at >= self.ttl:
             self.read_at = time.monotonic()
-            self.incidents = await handler.blocking(self.read_incidents, handler.store)
+            try:
+                self.incidents = await handler.blocking(self.read_incidents, handler.store)
+            except Unavailable:
+                pass  # the store is down (/ready and components say so): liveness answers with the last read
         controller = handler.services.controller
         alive = controller.alive
         key = (snap["score"], snap["tier"], controller.cycle_count, alive, self.read_at)
@@ -77,7 +80,7 @@ class HealthHandler(BaseHandler):
 
     async def get(self) -> None:
         services = self.services
-        snap = self.scorekeeper.snapshot()
+        snap = services.score_snapshot()
         status_part = await self.application.settings.setdefault("health_status_part", StatusPart()).get(self, snap)
         live = encode_json({
             "status": "ok",
@@ -90,12 +93,26 @@ class HealthHandler(BaseHandler):
             "events": snap["events"],
             "violations": snap["violations"],
             "websocket_clients": len(self.hub.clients),
+            "replica": self.replica_part(services, snap),
         })
         # the controller's part changes once a cycle, the status part once a change: they arrive pre-encoded
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(live[:-1] + ", " + services.controller.health_fragment + ", " + status_part + "}")
 
 
+    @staticmethod
+    def replica_part(services, platform: dict) -> dict:
+        """This replica: its name, process, whether it leads; with Redis, its own score beside the platform's."""
+        part = {"name": services.replica, "pid": os.getpid(), "leader": services.leadership.is_leader,
+                "shared": bool(platform.get("shared", False))}
+        if services.shared_score is not None:
+            own = services.scorekeeper.snapshot()
+            part.update(ahsan_score=own["score"], tier=own["tier"], events=own["events"])
+        return part
+
+
+DEGRADED_ONLY = ("redis",)  # down: the replica still does its work (its own events, its own score), so /ready
+# stays 200 and says so under "degraded"; a 503 on every replica would have load balancers drop them all
 PROBE_FILE = ".write-probe"  # created, synced and removed in the data dir by each GET /ready
 
 
@@ -120,7 +137,7 @@ def check_data_dir_writable(data_dir: Path) -> str:
 
 class ReadyHandler(BaseHandler):
     """200 when the server can do its work: every component check passes, the controller cycles, the store
-    and the data dir take writes; else 503 with ``reasons``."""
+    and the data dir take writes; else 503 with ``reasons``. Redis down is ``degraded`` (listed, still 200)."""
 
     async def get(self) -> None:
         controller = self.services.controller
@@ -134,10 +151,14 @@ class ReadyHandler(BaseHandler):
             "ok": controller.alive,
             "detail": f"{controller.cycle_count} cycles" if controller.alive else "no recent cycle",
         }
-        reasons = [f"{name}: {state['detail']}" for name, state in components.items() if not state["ok"]]
+        down = [f"{name}: {state['detail']}" for name, state in components.items() if not state["ok"]]
+        reasons = [reason for reason in down if reason.split(":", 1)[0] not in DEGRADED_ONLY]
         body = {"ready": not reasons, "components": components}
+        if len(down) > len(reasons):
+            body["degraded"] = [reason for reason in down if reason not in reasons]
         if reasons:
             body["reasons"] = reasons
+            self.dependency_down = True  # a true answer about a dependency, not a server error (scored once)
         self.write_json(body, status=503 if reasons else 200)
 
 

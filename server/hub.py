@@ -1,7 +1,12 @@
 """The WebSocket hub: fans `{"type","ts","data"}` messages out to subscribed clients, never waiting on one.
 
-Publishing goes through :class:`Hub.publish` only, so that a Redis pub/sub
-can later carry events between several server processes behind the same call.
+Publishing goes through :class:`Hub.publish` only. With ``--redis-url`` a
+:class:`~bizra_server.redis_bus.RedisBus` attached by :meth:`Hub.attach_bus`
+carries the platform's events (:data:`SHARED_TYPES`) between the replicas:
+the hub then hands them to the bus, and the bus gives every replica's events
+back to :meth:`Hub.deliver_local`, once each, in order per publisher. The
+replica's own status messages (:data:`LOCAL_TYPES`: heartbeats, controller
+cycles, its score, the stream's state) stay local.
 A client's :meth:`Client.deliver` never waits: each client has a bounded
 write buffer, and a client that stops reading is dropped when it overflows
 (see ``server/live.py``), so it never delays the others.
@@ -15,7 +20,10 @@ from typing import Any, Protocol
 
 log = logging.getLogger("bizra.hub")
 
-MESSAGE_TYPES = ("score", "cycle", "heartbeat", "incident", "rca", "run", "alert")
+MESSAGE_TYPES = ("score", "cycle", "heartbeat", "incident", "rca", "run", "alert", "stream")
+LOCAL_TYPES = frozenset({"score", "cycle", "heartbeat", "stream"})  # about this replica: never through the bus
+SHARED_TYPES = tuple(t for t in MESSAGE_TYPES if t not in LOCAL_TYPES)  # the platform's events: every replica's clients
+_KNOWN = frozenset(MESSAGE_TYPES)
 
 
 class Client(Protocol):
@@ -34,6 +42,19 @@ class Hub:
         self.clients: set[Client] = set()
         self._metrics = metrics
         self._loop = None
+        self._bus = None
+        self.stream: dict = {"shared": False, "replica": None, "reason": "this process alone (no --redis-url)"}
+
+    def attach_bus(self, bus) -> None:
+        """Carry :data:`SHARED_TYPES` through ``bus`` (a :class:`~bizra_server.redis_bus.RedisBus` built with
+        ``on_message=hub.deliver_local, on_state=hub.stream_changed``) instead of delivering them here at once."""
+        self._bus = bus
+        self.stream = {"shared": False, "replica": bus.replica, "reason": bus.reason}
+
+    def stream_changed(self, shared: bool, reason: str) -> None:
+        """Tell this replica's clients (a ``stream`` message) that events are shared again, or local only."""
+        self.stream = {"shared": shared, "replica": self._bus.replica if self._bus else None, "reason": reason}
+        self.deliver_local("stream", self._encode("stream", self.stream))
 
     def bind_loop(self, loop) -> None:
         """Remember the IOLoop so that other threads can publish with :meth:`publish_threadsafe`."""
@@ -52,10 +73,24 @@ class Hub:
             self._metrics.ws_connections.set(len(self.clients))
 
     def publish(self, type_: str, data: Any) -> int:
-        """Send one message to every client subscribed to ``type_``; returns how many took it."""
+        """Send one message to every client subscribed to ``type_``; returns how many took it here and now
+        (0 for a shared type while a bus is attached: it arrives through the bus)."""
         if type_ not in MESSAGE_TYPES:
             raise ValueError(f"unknown message type {type_!r}; known: {', '.join(MESSAGE_TYPES)}")
-        text = json.dumps({"type": type_, "ts": time.time(), "data": data}, ensure_ascii=False, default=str)
+        text = self._encode(type_, data)
+        if self._bus is not None and type_ not in LOCAL_TYPES:
+            self._bus.publish(type_, text)  # delivered here when the bus hands it back (or at once, disconnected)
+            return 0
+        return self.deliver_local(type_, text)
+
+    @staticmethod
+    def _encode(type_: str, data: Any) -> str:
+        return json.dumps({"type": type_, "ts": time.time(), "data": data}, ensure_ascii=False, default=str)
+
+    def deliver_local(self, type_: str, text: str) -> int:
+        """Send an encoded message of ``type_`` to this process's clients subscribed to it; returns how many took it."""
+        if type_ not in _KNOWN:
+            return 0  # from a replica of another version: not a type these clients can subscribe to
         sent = 0
         for client in list(self.clients):
             if client.subscriptions is not None and type_ not in client.subscriptions:

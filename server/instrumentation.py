@@ -85,9 +85,10 @@ class RequestInstrumentation:
         if errors is not None:
             errors.inc()
         if route not in NOT_EVENTS:
+            failed = status >= 500 and not getattr(handler, "dependency_down", False)  # an outage counts once: see Controller
             self.services.scorekeeper.record(
-                "http_error" if status >= 500 else None,
-                f"{method} {route} {status}" if status >= 500 else "",
+                "http_error" if failed else None,
+                f"{method} {route} {status}" if failed else "",
             )
         if access_log.isEnabledFor(logging.INFO):
             self.access.write(method, handler.request.path, status, seconds, route)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import logging
 from urllib.parse import urlparse
 
@@ -52,7 +53,10 @@ class LiveUpdatesHandler(WebSocketHandler):
         self.set_nodelay(True)
         # bytes the kernel would not take yet; past this bound the client is too slow and dropped
         self.ws_connection.stream.max_write_buffer_size = self.services.settings.ws_max_buffer
-        self.services.hub.add(self)
+        hub = self.services.hub
+        hub.add(self)
+        if hub.stream.get("replica"):  # several replicas: say at once whether this one shares their events
+            self.deliver(json.dumps({"type": "stream", "ts": time.time(), "data": hub.stream}))
 
     def on_message(self, message: str | bytes) -> None:
         try:

@@ -80,13 +80,74 @@ class Metrics:
         self.runs = Counter("bizra_runs", "Notebook runs finished, by kind and status", ["kind", "status"],
                             registry=registry)
         self.runs_active = Gauge("bizra_runs_active", "Notebook runs running now", registry=registry)
+        self.replica_info = Gauge("bizra_replica_info", "This replica's name (one series per process)", ["replica"],
+                                  registry=registry)
+        self.leader = Gauge("bizra_leader", "1 while this replica holds the leader's lease (it runs the schedules)",
+                            registry=registry)
+
+    def describe_replica(self, name: str, is_leader) -> None:
+        """Name this replica (``bizra_replica_info``) and export ``is_leader()`` as ``bizra_leader``."""
+        self.replica_info.labels(name).set(1)
+        self.leader.set_function(lambda: 1.0 if is_leader() else 0.0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
+def merged_exposition(parts: list[tuple[str, str]]) -> bytes:
+    """One exposition of several processes' ``(replica, text)``: every sample gains a ``replica`` label.
+
+    Under ``--processes`` a scrape of the shared port reaches one process at random; this lets it answer
+    for all of them, so Prometheus sees every process at every scrape (bounded: one label value per process).
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.samples import Sample
+    from prometheus_client.metrics_core import Metric
+
+    families: dict[str, Metric] = {}
+    for replica, text in parts:
+        for family in text_string_to_metric_families(text):
+            merged = families.get(family.name)
+            if merged is None:
+                merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+            merged.samples.extend(Sample(s.name, {**s.labels, "replica": replica}, s.value, s.timestamp, s.exemplar)
+                                  for s in family.samples)
+
+    class Parts:
+        def collect(self):
+            return list(families.values())
+
+    return generate_latest(Parts())  # type: ignore[arg-type]
+
+
 class MetricsHandler(BaseHandler):
-    """Prometheus text exposition; scrapes are not score events."""
+    """Prometheus text exposition; scrapes are not score events. Under ``--processes``, every process's."""
+
+    SIBLING_TIMEOUT = 2.0  # seconds to wait for another process's metrics (a missing one is left out)
+
+    async def get(self) -> None:
+        services = self.services
+        own = services.metrics.exposition()
+        if services.metric_siblings:
+            from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+            async def fetch(name: str, url: str) -> tuple[str, str] | None:
+                try:
+                    response = await AsyncHTTPClient().fetch(url, request_timeout=self.SIBLING_TIMEOUT)
+                    return name, response.body.decode()
+                except (HTTPClientError, OSError):
+                    return None
+
+            import asyncio
+
+            others = await asyncio.gather(*(fetch(name, url) for name, url in services.metric_siblings))
+            own = merged_exposition([(services.replica, own.decode())] + [p for p in others if p is not None])
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(own)
+
+
+class ProcessMetricsHandler(BaseHandler):
+    """This process's metrics only, on its private loopback port (``--processes``: read by its siblings)."""
 
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from bizra_nb.errors import BizraError
+from bizra_nb.errors import BizraError, Unavailable
 from bizra_nb.parameters import server_confinement
 from bizra_nb.schedule import Cron, parse_cron, previous_month_of
 
@@ -22,7 +22,13 @@ class Schedule:
 
 
 class Scheduler:
-    """Starts each schedule's run once per due time; remembers the last one in the store."""
+    """Starts each schedule's run once per due time; remembers the last one in the store.
+
+    Only the leader replica ticks (:attr:`Services.leadership`); the due time is also claimed in the
+    store with a compare-and-set, so a run starts once even when two replicas believe they lead
+    for a moment (a leader paused past its lease), and a new leader starts what its predecessor
+    missed (late: a ``silent_failure``).
+    """
 
     def __init__(self, services, schedules: list[Schedule], *, grace: float,
                  base_url: Callable[[], str] = lambda: "") -> None:
@@ -64,10 +70,12 @@ class Scheduler:
                 continue
             last = store.get_meta(self.key(schedule))
             if last is None:  # first start: begin counting from now, do not replay the past
-                store.put_meta(self.key(schedule), due.isoformat())
+                store.claim_meta(self.key(schedule), None, due.isoformat())
                 continue
             if datetime.fromisoformat(last) >= due:
                 continue
+            if not store.claim_meta(self.key(schedule), last, due.isoformat()):
+                continue  # another replica started this due time
             late = (now - due).total_seconds()
             if late > self.grace:
                 log.error("scheduled %s due %s did not start on time (%.0f s late); starting it now",
@@ -76,7 +84,6 @@ class Scheduler:
                                                           f"started {late:.0f} s late")
             else:
                 keeper.record()
-            store.put_meta(self.key(schedule), due.isoformat())
             try:
                 run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}",
                                     confine=server_confinement(self.services.settings, also=[self.base_url()]))
@@ -90,7 +97,13 @@ class Scheduler:
         return started
 
     async def step(self) -> None:
+        """Tick off the IOLoop, on the leader only."""
         import asyncio
 
-        await asyncio.get_running_loop().run_in_executor(self.services.io_pool, self.tick)
+        if not self.services.leadership.is_leader:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.services.io_pool, self.tick)
+        except Unavailable as exc:  # the store is down: scored once by the controller; a start it delays is late
+            log.warning("schedules not checked: %s", exc.message)
 

@@ -207,3 +207,44 @@ def browser():
         launched = p.chromium.launch(executable_path=chromium, headless=True, args=PLAYWRIGHT_FLAGS)
         yield launched
         launched.close()
+
+
+# -- PostgreSQL (issue 11): a real cluster for the store's tests -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """(session) A throwaway PostgreSQL cluster (:class:`tests.postgres_server.PostgresServer`); skips
+    locally, fails in CI, when PostgreSQL is not installed."""
+    from tests.postgres_server import PostgresServer, postgres_bin
+
+    bindir = postgres_bin()
+    if bindir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is required in CI but is not installed")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    cluster = PostgresServer(bindir)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The URL of a new, empty database of ``postgres`` for this test."""
+    if not postgres.running():  # a test that stopped it and failed before starting it again
+        postgres.start()
+    return postgres.create_database()
+
+
+# -- Redis (issue 11): a real redis-server for the hub's bus, the shared score and the leader's lease ---------
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real ``redis-server`` on a free port (:class:`tests.redis_server.RedisServer`: ``url``, ``stop()``,
+    ``start()``); skips locally, fails in CI, when redis-server is not installed."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(need_binary("redis-server"), tmp_path / "redis")
+    yield server
+    server.stop()

@@ -88,6 +88,38 @@ def test_python_and_promql_agree_on_the_score(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+def test_python_and_promql_agree_on_the_platform_score_over_replicas(tmp_path):
+    """Two instances, one of them `--processes 2` (its series labelled replica): the platform rule is Python's
+    score of the sums, and each instance's own rule still works with the replica label."""
+    promtool = need_binary("promtool")
+    rng = random.Random(2)
+    tests = []
+    for case in range(10):
+        series, total_events, total = [], 0, dict.fromkeys(WEIGHTS, 0)
+        for instance, replicas in (("a", [None]), ("b", ["b/0", "b/1"])):
+            for replica in replicas:
+                labels = f'job="bizra", instance="{instance}"' + (f', replica="{replica}"' if replica else "")
+                events = rng.choice([3, 7, 20, 100])
+                total_events += 20 * events
+                series.append({"series": f"bizra_events_total{{{labels}}}", "values": f"0+{events}x40"})
+                for kind in WEIGHTS:
+                    n = rng.choice([0, 0, 1, 2])
+                    total[kind] += 20 * n
+                    series.append({"series": f'bizra_violations_total{{{labels}, kind="{kind}"}}',
+                                   "values": f"0+{n}x40"})
+                    series.append({"series": f'bizra_violation_weight{{{labels}, kind="{kind}"}}',
+                                   "values": f"{WEIGHTS[kind]}x40"})
+        expected = ahsan_score(total_events, total)
+        tests.append({"name": f"platform case {case}", "interval": "15s", "input_series": series,
+                      "promql_expr_test": [{"expr": "bizra:ahsan_score:platform:5m", "eval_time": "8m", "exp_samples": [
+                          {"labels": 'bizra:ahsan_score:platform:5m{job="bizra"}', "value": expected}]}]})
+    path = tmp_path / "platform_test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [str(MONITORING / "rules" / "recording.yml")],
+                                    "evaluation_interval": "15s", "tests": tests}))
+    result = run(promtool, "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 def test_amtool_checks_and_routes():
     amtool = need_binary("amtool")
     config = str(MONITORING / "alertmanager.yml")

@@ -282,3 +282,12 @@ def test_recover_writes_a_failure_report_and_removes_stray_files(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["report.html", "run.ipynb", "summary.json"]
     assert "2026-10-01-abc123/report.html" in (tmp_path / "reports" / "index.html").read_text()
     r.close()
+
+
+def test_urls_with_a_password_do_not_reach_notebook_workers():
+    from bizra_nb.runner import worker_environment
+
+    kept = worker_environment({"HOME": "/root", "BIZRA_REDIS_URL": "redis://:hunter2@cache:6379/0",
+                               "DATABASE_URL": "postgresql://bizra:hunter2@db/bizra",
+                               "BIZRA_PROMETHEUS_URL": "http://prometheus:9090", "BIZRA_STORE_URL": "sqlite:///x"})
+    assert kept == {"HOME": "/root", "BIZRA_PROMETHEUS_URL": "http://prometheus:9090", "BIZRA_STORE_URL": "sqlite:///x"}

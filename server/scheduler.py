@@ -74,8 +74,21 @@ class Scheduler:
                 continue
             if datetime.fromisoformat(last) >= due:
                 continue
+            # the run is recorded before the due time is claimed: a leader killed between the two leaves a
+            # queued run of its own (failed by the next leader as interrupted) and an unclaimed due time
+            # (started by the next leader), never a due time claimed with no run
+            try:
+                run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}",
+                                    confine=server_confinement(self.services.settings, also=[self.base_url()]))
+            except BizraError as exc:  # e.g. its source does not answer (pre-flight): this due time is missed
+                if store.claim_meta(self.key(schedule), last, due.isoformat()):  # said once, by one replica
+                    log.error("scheduled %s due %s could not start: %s", schedule.name, due.isoformat(), exc.message)
+                    keeper.record_violation("silent_failure", f"schedule {schedule.name} due {due.isoformat()} "
+                                                              f"could not start: {exc.message}"[:500])
+                continue  # the other schedules due now still start
             if not store.claim_meta(self.key(schedule), last, due.isoformat()):
-                continue  # another replica started this due time
+                store.cancel_queued_run(run["id"])  # another replica started this due time: ours never runs
+                continue
             late = (now - due).total_seconds()
             if late > self.grace:
                 log.error("scheduled %s due %s did not start on time (%.0f s late); starting it now",
@@ -84,14 +97,6 @@ class Scheduler:
                                                           f"started {late:.0f} s late")
             else:
                 keeper.record()
-            try:
-                run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"schedule:{schedule.name}",
-                                    confine=server_confinement(self.services.settings, also=[self.base_url()]))
-            except BizraError as exc:  # e.g. its source does not answer (pre-flight): this due time is missed
-                log.error("scheduled %s due %s could not start: %s", schedule.name, due.isoformat(), exc.message)
-                keeper.record_violation("silent_failure", f"schedule {schedule.name} due {due.isoformat()} "
-                                                          f"could not start: {exc.message}"[:500])
-                continue  # the other schedules due now still start
             runner.submit(run)
             started.append(run)
         return started

@@ -200,3 +200,75 @@ def test_a_schedule_that_cannot_start_is_a_silent_failure_and_the_others_still_s
     started = scheduler.tick(utc(2026, 11, 2, 6, 1))
     assert [notebook for notebook, _, _ in runner.created] == ["benchmark"] and len(started) == 1
     assert services.scorekeeper.snapshot()["violations"]["silent_failure"] == 1
+
+
+class StoreRunner:
+    """Records runs in a real store (queued), as Runner.create does; remembers what was submitted."""
+
+    def __init__(self, store, pause=None):
+        self.store, self.pause, self.submitted = store, pause, []
+
+    def create(self, notebook, parameters, **kwargs):
+        import time
+        import uuid
+
+        run = self.store.create_run(id=uuid.uuid4().hex[:10], notebook=notebook, kind="audit", status="queued",
+                                    trigger=kwargs["trigger"], parameters=parameters, created_at=time.time())
+        if self.pause is not None:
+            self.pause.wait(10)  # both replicas have recorded their run before either claims the due time
+        return run
+
+    def submit(self, run):
+        self.submitted.append(run["id"])
+
+
+def _replica_scheduler(tmp_path, runner):
+    import types
+
+    from bizra_nb.score import ScoreKeeper
+    from bizra_nb.store import Store
+    from bizra_server.scheduler import Scheduler
+
+    settings = load_settings({"data_dir": tmp_path, "audit_schedule": "0 6 1 * *", "audit_source": "x.parquet",
+                              "benchmark_schedule": ""}, environ={})
+    store = Store.open(tmp_path)  # its own engine: like another replica on the same database
+    runner.store = store if runner.store is None else runner.store
+    services = types.SimpleNamespace(settings=settings, store=store, runner=runner, scorekeeper=ScoreKeeper())
+    return Scheduler.from_settings(services, lambda: "http://127.0.0.1:1"), store
+
+
+def test_two_replicas_ticking_one_due_time_at_once_start_one_run(tmp_path):
+    import threading
+
+    barrier = threading.Barrier(2)
+    runners = [StoreRunner(None, pause=barrier), StoreRunner(None, pause=barrier)]
+    schedulers = [_replica_scheduler(tmp_path, r)[0] for r in runners]
+    schedulers[0].tick(utc(2026, 10, 31, 12))  # the first start: the due time is counted from here
+    threads = [threading.Thread(target=s.tick, args=(utc(2026, 11, 1, 6, 1),)) for s in schedulers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(len(r.submitted) for r in runners) == 1
+    runs = runners[0].store.list_runs()
+    assert sorted(r["status"] for r in runs) == ["cancelled", "queued"]  # the loser's record never runs
+    assert [r["id"] for r in runs if r["status"] == "queued"] == [i for r in runners for i in r.submitted]
+
+
+def test_a_leader_killed_while_starting_a_run_leaves_the_due_time_to_the_next(tmp_path):
+    first, second = StoreRunner(None), StoreRunner(None)
+    dying, store = _replica_scheduler(tmp_path, first)
+    dying.tick(utc(2026, 10, 31, 12))
+    record = first.create
+
+    def killed(*args, **kwargs):
+        record(*args, **kwargs)
+        raise SystemExit("killed")  # the process dies while it starts the run
+
+    first.create = killed
+    with pytest.raises(SystemExit):
+        dying.tick(utc(2026, 11, 1, 6, 1))
+    assert first.submitted == []
+    successor, _ = _replica_scheduler(tmp_path, second)
+    successor.tick(utc(2026, 11, 1, 6, 2))
+    assert len(second.submitted) == 1  # the due time was still free: the next leader starts it

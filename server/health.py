@@ -93,22 +93,30 @@ class HealthHandler(BaseHandler):
             "events": snap["events"],
             "violations": snap["violations"],
             "websocket_clients": len(self.hub.clients),
-            "replica": self.replica_part(services, snap),
         })
         # the controller's part changes once a cycle, the status part once a change: they arrive pre-encoded
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(live[:-1] + ", " + services.controller.health_fragment + ", " + status_part + "}")
+        self.finish(live[:-1] + ", " + services.controller.health_fragment + ", " + status_part + ", "
+                    + self.replica_fragment(services, snap) + "}")
 
 
-    @staticmethod
-    def replica_part(services, platform: dict) -> dict:
-        """This replica: its name, process, whether it leads; with Redis, its own score beside the platform's."""
-        part = {"name": services.replica, "pid": os.getpid(), "leader": services.leadership.is_leader,
-                "shared": bool(platform.get("shared", False))}
-        if services.shared_score is not None:
-            own = services.scorekeeper.snapshot()
-            part.update(ahsan_score=own["score"], tier=own["tier"], events=own["events"])
-        return part
+    _replica_cache: tuple = (None, "")  # (key, encoded): the replica part changes when its leadership does
+
+    def replica_fragment(self, services, platform: dict) -> str:
+        """``"replica": {...}``: this replica's name, process, whether it leads; with Redis, its own score
+        beside the platform's (encoded once per change: it is on every /health)."""
+        leader = services.leadership.is_leader
+        shared = bool(platform.get("shared", False))
+        own = services.scorekeeper.snapshot() if services.shared_score is not None else None
+        key = (services.replica, leader, shared, own and (own["score"], own["tier"], own["events"]))
+        cached_key, encoded = HealthHandler._replica_cache
+        if key != cached_key:
+            part = {"name": services.replica, "pid": os.getpid(), "leader": leader, "shared": shared}
+            if own is not None:
+                part.update(ahsan_score=own["score"], tier=own["tier"], events=own["events"])
+            encoded = '"replica": ' + encode_json(part)
+            HealthHandler._replica_cache = (key, encoded)
+        return encoded
 
 
 DEGRADED_ONLY = ("redis",)  # down: the replica still does its work (its own events, its own score), so /ready

@@ -39,6 +39,7 @@ from bizra_server.instrumentation import AccessLog, RequestInstrumentation, rout
 
 log = logging.getLogger("bizra.server")
 
+STOP_TIMEOUT = 5.0  # seconds each Redis part may take to stop before the server stops without it
 RESOURCES = [page, health, metrics, live, auth_check, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list
 
 
@@ -182,17 +183,22 @@ class Services:
 
     async def stop(self) -> None:
         """Hand over the lease, close clients with a close frame, stop the loops, flush the store."""
-        await self.leadership.stop()  # released at once: another replica leads without waiting for it to end
+        try:  # released at once: another replica leads without waiting for it to end
+            await asyncio.wait_for(self.leadership.stop(), STOP_TIMEOUT)
+        except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - its lease then ends by itself
+            log.warning("stopping the leadership: %r", exc)
         closing = self.hub.close_all(1001, "server shutting down")
         deadline = time.monotonic() + 2.0
         while any(c.ws_connection is not None for c in closing) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # let the close handshakes finish
         await self.background.stop()
-        for part in (self.bus, self.shared_score):
+        for part, stop in ((self.bus, lambda: self.bus.stop()), (self.shared_score, lambda: self.shared_score.stop()),
+                           (self.redis, lambda: self.redis.aclose())):
             if part is not None:
-                await part.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
+                try:  # bounded: a stop never waits on Redis for long
+                    await asyncio.wait_for(stop(), STOP_TIMEOUT)
+                except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping anyway
+                    log.warning("stopping %s: %r", type(part).__name__, exc)
         self.access_log.flush()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.runner.close)  # running notebooks end as cancelled, with a report

@@ -275,8 +275,10 @@ class RedisBus:
                 log.exception("the bus state callback failed")
 
 
-async def _quietly(awaitable) -> None:
+async def _quietly(awaitable, timeout: float = 1.0) -> None:
+    """Close something without waiting more than ``timeout`` s: a connection whose reader was cancelled
+    mid-read may never finish closing (seen: a stop that hung until Redis itself went away)."""
     try:
-        await awaitable
-    except Exception:  # noqa: BLE001 - closing a connection that is already gone
+        await asyncio.wait_for(awaitable, timeout)
+    except Exception:  # noqa: BLE001 - closing a connection that is already gone, or stuck
         pass

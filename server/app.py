@@ -183,22 +183,17 @@ class Services:
 
     async def stop(self) -> None:
         """Hand over the lease, close clients with a close frame, stop the loops, flush the store."""
-        try:  # released at once: another replica leads without waiting for it to end
-            await asyncio.wait_for(self.leadership.stop(), STOP_TIMEOUT)
-        except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - its lease then ends by itself
-            log.warning("stopping the leadership: %r", exc)
+        await _bounded("the leadership", self.leadership.stop())  # released at once: another replica leads now
         closing = self.hub.close_all(1001, "server shutting down")
         deadline = time.monotonic() + 2.0
         while any(c.ws_connection is not None for c in closing) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # let the close handshakes finish
         await self.background.stop()
-        for part, stop in ((self.bus, lambda: self.bus.stop()), (self.shared_score, lambda: self.shared_score.stop()),
-                           (self.redis, lambda: self.redis.aclose())):
+        for name, part in (("the live bus", self.bus), ("the shared score", self.shared_score)):
             if part is not None:
-                try:  # bounded: a stop never waits on Redis for long
-                    await asyncio.wait_for(stop(), STOP_TIMEOUT)
-                except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping anyway
-                    log.warning("stopping %s: %r", type(part).__name__, exc)
+                await _bounded(name, part.stop())
+        if self.redis is not None:
+            await _bounded("the Redis client", self.redis.aclose())
         self.access_log.flush()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.runner.close)  # running notebooks end as cancelled, with a report
@@ -207,6 +202,14 @@ class Services:
         await loop.run_in_executor(None, self.duties_pool.shutdown, True)
         await loop.run_in_executor(None, self.store_writer.shutdown, True)
         self.store.close()
+
+
+async def _bounded(what: str, stopping) -> None:
+    """Await ``stopping`` for at most :data:`STOP_TIMEOUT` seconds: a stop never waits on Redis for long."""
+    try:
+        await asyncio.wait_for(stopping, STOP_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - stopping anyway (a lease not released ends by itself)
+        log.warning("stopping %s: %r", what, exc)
 
 
 def make_services(settings: Settings) -> Services:

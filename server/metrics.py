@@ -1,6 +1,8 @@
 """`GET /metrics`: the server's Prometheus metrics, defined once here on a per-app registry."""
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -129,7 +131,7 @@ class MetricsHandler(BaseHandler):
         services = self.services
         own = services.metrics.exposition()
         if services.metric_siblings:
-            from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+            from tornado.httpclient import AsyncHTTPClient, HTTPClientError  # only under --processes
 
             async def fetch(name: str, url: str) -> tuple[str, str] | None:
                 try:
@@ -137,8 +139,6 @@ class MetricsHandler(BaseHandler):
                     return name, response.body.decode()
                 except (HTTPClientError, OSError):
                     return None
-
-            import asyncio
 
             others = await asyncio.gather(*(fetch(name, url) for name, url in services.metric_siblings))
             own = merged_exposition([(services.replica, own.decode())] + [p for p in others if p is not None])

@@ -30,6 +30,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/audit_query.py
 	$(BIN)/python benchmarks/runbook_latency.py
 	$(BIN)/python benchmarks/cmdb_import.py
+	$(BIN)/python benchmarks/dask_storm.py
 
 clean:
 	rm -rf $(VENV) data reports/*/ reports/index.html

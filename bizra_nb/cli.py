@@ -92,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _runner(settings):
-    from bizra_nb.runner import Runner
+    from bizra_nb.runner import Runner, executor_for
     from bizra_nb.store import Store
 
     def show(run: dict) -> None:
@@ -103,7 +103,7 @@ def _runner(settings):
             print(f"  {run['status']}" + " " * 20, file=sys.stderr, flush=True)
 
     return Runner(Store.from_url(settings.store_url, data_dir=settings.data_dir), reports_dir=settings.reports_dir,
-                  workers=1, data_dir=settings.data_dir,
+                  executor=executor_for(settings.dask_scheduler, 1), data_dir=settings.data_dir,
                   cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout,
                   on_event=show)
 

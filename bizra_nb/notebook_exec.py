@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
 from papermill.engines import NBClientEngine, papermill_engines
 
 from bizra_nb.errors import clip_message
+from bizra_nb.worker_process import die_with
 
 _current = {"index": None}
 
@@ -80,6 +82,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cwd", default=None)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if os.environ.get("BIZRA_PARENT_PID", "").isdigit():  # its server or Dask worker killed: stop, kernel too
+        die_with(int(os.environ["BIZRA_PARENT_PID"]))
     try:
         papermill.execute_notebook(
             args.input, args.output, parameters=json.loads(args.parameters), engine_name="bizra",

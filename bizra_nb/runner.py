@@ -8,8 +8,11 @@ Pipeline of a run (each step a function or method you can call alone)::
     Runner.execute     the worker process (bizra_nb.notebook_exec) with a hard time limit
     Runner._finish     run.ipynb, report.html (a banner first when it failed), summary.json, the index
 
-Runs go to an executor (:data:`EXECUTORS`, a bounded local thread pool now; a
-Dask cluster can take the same ``submit`` later).
+Runs wait in a :class:`~bizra_nb.run_queue.RunQueue` (diagnoses first, a cap per kind) for a slot of
+the executor: :class:`LocalExecutor` (threads of this process, each waiting on a worker process on
+this machine, the default) or :class:`~bizra_nb.dask_executor.DaskExecutor` (``--dask-scheduler``: the
+worker process runs on a Dask worker, see :mod:`bizra_nb.run_remote`; the report comes back and is
+written here, at the same link).
 """
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,9 +33,10 @@ from bizra_nb.errors import BizraError, Conflict, InvalidInput
 from bizra_nb.parameters import (  # noqa: F401 - importable from here too, as before
     _NAME, _TYPES, check_parameters, coerce_cli_value, declared_parameters, describe_parameters, preflight)
 from bizra_nb.reports import export_html, extract_summary, failure_cell, report_title, trim_failed, write_atomic, write_index
+from bizra_nb.run_queue import PRIORITIES, RunQueue
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.store import Store
-
+from bizra_nb.worker_process import execute_notebook, worker_environment  # noqa: F401 - importable from here too
 
 
 def _notebooks_dir() -> Path:
@@ -51,9 +54,18 @@ INTERRUPTED = "interrupted by a server restart: the process running it stopped b
 REPLICA_LOST = "interrupted: the replica running it stopped answering (it died or lost the store) before it finished"
 CANCEL_POLL = 1.0  # seconds between an owner's checks for a cancel asked through another replica
 PROGRESS_INTERVAL = 0.5  # seconds between two progress writes to the store (the last one is always written)
-URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")
-SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+REMOTE_FILES = {"run.ipynb", "report.html", "run.log"}  # what a Dask worker sends back of a run
+MAX_REMOTE_FILE = 64 << 20  # characters of one of them a replica writes; a larger one fails the run
+REMOTE_GRACE = 120.0  # seconds past --run-timeout a run on Dask may take to come back before it counts as lost
 log = logging.getLogger("bizra.runner")
+
+
+class RemoteLost(BizraError):
+    """The cluster lost a run: its worker died (``kind`` WorkerDied), or the scheduler went away (ClusterLost)."""
+
+    def __init__(self, message: str, *, kind: str = "ClusterLost") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class RunFailed(BizraError):
@@ -98,11 +110,21 @@ def resolve_notebook(notebook: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) 
 
 
 class LocalExecutor:
-    """A bounded thread pool: each thread waits on one worker process."""
+    """Runs on this machine: ``workers`` slots, each a thread waiting on one worker process."""
+
+    name = "local"
+    remote = False
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 2
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bizra-run")
+
+    def slots(self) -> int:
+        return self.workers
+
+    def check(self) -> str:
+        """Raise :class:`~bizra_nb.errors.Unavailable` when no run can start (never, here)."""
+        return f"{self.workers} local slots"
 
     def submit(self, fn: Callable, *args: Any) -> Future:
         return self.pool.submit(fn, *args)
@@ -111,7 +133,13 @@ class LocalExecutor:
         self.pool.shutdown(wait=wait, cancel_futures=True)
 
 
-EXECUTORS: dict[str, Callable[..., Any]] = {"local": LocalExecutor}
+def executor_for(dask_scheduler: str = "", workers: int | None = None):
+    """The run executor: the Dask cluster at ``dask_scheduler`` when given, else :class:`LocalExecutor`."""
+    if dask_scheduler:
+        from bizra_nb.dask_executor import DaskExecutor
+
+        return DaskExecutor(dask_scheduler)
+    return LocalExecutor(workers)
 
 
 class Runner:
@@ -152,7 +180,11 @@ class Runner:
         self.cell_timeout = cell_timeout
         self.run_timeout = run_timeout
         self.kernel = ensure_kernel()
-        self._procs: dict[str, subprocess.Popen] = {}
+        self.queue = RunQueue(self._start, slots=self.executor.slots)
+        self._running: dict[str, Callable[[], None]] = {}  # run id -> how to stop it, while it executes
+        self._futures: dict[str, Future] = {}  # run id -> its outcome, from submit until it ends
+        self._waiting_remote: dict = {}  # run id -> its RemoteRun, given to the cluster, not started yet
+        self._closing = False
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
 
@@ -179,6 +211,11 @@ class Runner:
         return ids
 
     def _report_interrupted(self, ids: list[str], *, reason: str = INTERRUPTED, reachable_only: bool = False) -> None:
+        if ids and self.executor.remote:  # a replica that died left them running on the cluster: stop them there
+            try:
+                self.executor.cancel_runs(ids)
+            except Exception as exc:  # noqa: BLE001 - a cluster that is down runs nothing
+                log.warning("could not stop interrupted runs on the Dask cluster: %s", exc)
         folders: list[Path] = []
         for run_id in ids:
             if self.keeper:
@@ -225,8 +262,12 @@ class Runner:
         """Validate and record a queued run (nothing executes yet); ``confine``: see :func:`check_parameters`.
 
         Before anything is recorded, :func:`~bizra_nb.parameters.preflight` checks that the files the
-        parameters name exist and the URLs answer (blocking up to a few seconds: call it off an IOLoop).
+        parameters name exist and the URLs answer (blocking up to a few seconds: call it off an IOLoop),
+        and the executor that a run can start (a Dask scheduler that does not answer:
+        :class:`~bizra_nb.errors.Unavailable`, nothing recorded). An unfinished run of the same
+        incident is returned as it is, with ``"existing": True``: one diagnosis per incident at a time.
         """
+        self.executor.check()
         path = resolve_notebook(notebook, self.notebooks_dir)
         checked = check_parameters(path, parameters or {}, confine=confine)
         preflight(declared_parameters(path), checked,  # a missing file, a silent URL: refused, nothing recorded
@@ -237,11 +278,39 @@ class Runner:
         run = self.store.create_run(id=run_id, notebook=str(path), kind=kind, status="queued", trigger=trigger,
                                     parameters=checked, created_at=time.time(), folder=str(folder),
                                     incident_id=incident_id, owner=self.owner)
-        self._event(run)
+        if not run.get("existing"):
+            self._event(run)
         return run
 
     def submit(self, run: dict) -> Future:
-        return self.executor.submit(self.execute, run["id"])
+        """Queue ``run`` for a slot (:class:`~bizra_nb.run_queue.RunQueue`); the future gives the finished run.
+
+        Submitting a run this runner already has returns the same future.
+        """
+        with self._lock:
+            future = self._futures.get(run["id"])
+            if future is None:
+                future = self._futures[run["id"]] = Future()
+        self.queue.put(run["id"], run.get("kind") or "other")
+        return future
+
+    def _start(self, run_id: str) -> None:
+        """The queue gave ``run_id`` a slot: execute it in the executor's thread, then free the slot."""
+        def slot() -> None:
+            try:
+                outcome = self.execute(run_id)
+            except BaseException as exc:  # noqa: BLE001 - execute() ends every run; this is a store outage
+                outcome, error = None, exc
+            else:
+                error = None
+            finally:
+                self.queue.done(run_id)
+                with self._lock:
+                    future = self._futures.pop(run_id, None)
+            if future is not None:
+                future.set_exception(error) if error is not None else future.set_result(outcome)
+
+        self.executor.submit(slot)
 
     def run(self, notebook: str | Path, parameters: dict | None = None, **kwargs: Any) -> dict:
         """Create and execute a run in this thread; raises :class:`RunFailed` when it fails."""
@@ -262,12 +331,13 @@ class Runner:
             if run["status"] in FINISHED:
                 raise Conflict(f"run {run_id} already {run['status']}", field="id")
             self._cancelled.add(run_id)
-            proc = self._procs.get(run_id)
-        if proc is not None:
-            _stop(proc)
+            stop = self._running.get(run_id)
+        if stop is not None:
+            stop()
         elif run["status"] == "queued":
             cancelled = self.store.cancel_queued_run(run_id)  # only if nobody claimed it meanwhile
             if cancelled is not None:
+                self._drop_waiting(run_id, cancelled)
                 self._event(cancelled)
             else:
                 self.store.request_cancel(run_id)
@@ -275,8 +345,19 @@ class Runner:
             self.store.request_cancel(run_id)
         return self.store.get_run(run_id)
 
-    def _watch_cancel_requests(self, run_id: str, proc: subprocess.Popen, done: threading.Event) -> None:
-        """Stop ``proc`` when another replica asks (a cancel request in the store); every second until done."""
+    def _drop_waiting(self, run_id: str, cancelled: dict) -> None:
+        """A run cancelled before it started: out of the queue (its future says so), or out of the cluster."""
+        if self.queue.discard(run_id):
+            with self._lock:
+                future = self._futures.pop(run_id, None)
+            if future is not None:
+                future.set_result(cancelled)
+        remote = self._waiting_remote.get(run_id)
+        if remote is not None:
+            remote.cancel()  # given to the cluster, no worker has it yet: dropped there
+
+    def _watch_cancel_requests(self, run_id: str, stop: Callable[[], None], done: threading.Event) -> None:
+        """Call ``stop`` when another replica asks (a cancel request in the store); every second until done."""
         while not done.wait(CANCEL_POLL):
             try:
                 requested = self.store.cancel_requested(run_id)
@@ -285,7 +366,7 @@ class Runner:
             if requested:
                 with self._lock:
                     self._cancelled.add(run_id)
-                _stop(proc)
+                stop()
                 return
 
     # -- execution ---------------------------------------------------------------------
@@ -300,12 +381,14 @@ class Runner:
         if run["status"] != "queued":
             return run
         try:
+            if self.executor.remote:
+                return self._execute_remote(run)
             return self._execute(run)
         except Exception as exc:  # noqa: BLE001 - every failure ends the run, see _fail
             return self._fail(run, exc, during="running it")
         finally:
             with self._lock:
-                self._procs.pop(run_id, None)
+                self._running.pop(run_id, None)
                 self._cancelled.discard(run_id)
 
     def _execute(self, run: dict) -> dict:
@@ -318,64 +401,102 @@ class Runner:
             return self.store.get_run(run_id)  # cancelled meanwhile, or another replica has it
         run = claimed
         self._event(run)
-        error: dict | None = None
-        cmd = [sys.executable, "-m", "bizra_nb.notebook_exec", "--input", run["notebook"], "--output", str(partial),
-               "--parameters", json.dumps(run["parameters"]), "--kernel", self.kernel,
-               "--cell-timeout", str(self.cell_timeout), "--cwd", os.getcwd()]
-        env = {**worker_environment(os.environ), "BIZRA_REPORT": "1", "BIZRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1",
-               **self._store_environment(reads_store="data_dir" in declared_parameters(Path(run["notebook"])))}
-        with open(folder / "run.log", "w", encoding="utf-8") as worker_log:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=worker_log, text=True, env=env,
-                                    start_new_session=True)
+        done = threading.Event()
+        progress = self._progress(run)
+        try:
+            status, error = execute_notebook(
+                run["notebook"], run["parameters"], partial, kernel=self.kernel, cell_timeout=self.cell_timeout,
+                run_timeout=self.run_timeout, env={**worker_environment(os.environ), **self._run_environment(run)},
+                log_path=folder / "run.log", on_progress=progress.update,
+                on_start=lambda stop: self._started(run_id, stop, done), cancelled=lambda: run_id in self._cancelled)
+        finally:
+            done.set()
+            progress.close()
             with self._lock:
-                self._procs[run_id] = proc
-                cancelled_early = run_id in self._cancelled
-            if cancelled_early:
-                _stop(proc)
-            expired = threading.Event()
-
-            def on_timeout() -> None:
-                expired.set()
-                _stop(proc)
-
-            timer = threading.Timer(self.run_timeout, on_timeout)
-            timer.start()
-            done = threading.Event()
-            if self.owner is not None:  # several replicas: a cancel may come through another one
-                threading.Thread(target=self._watch_cancel_requests, args=(run_id, proc, done), daemon=True,
-                                 name=f"cancel-watch-{run_id}").start()
-            progress_writer = _ProgressWriter(lambda p: self._store_progress(run_id, p), PROGRESS_INTERVAL)
-            try:
-                for line in proc.stdout:
-                    event = _parse(line)
-                    if event.get("event") == "progress":
-                        progress = {"cell": event["cell"], "cells": event["cells"]}
-                        self._event({**run, "status": "running", "progress": progress})
-                        run["progress"] = progress
-                        progress_writer.update(progress)  # the final one: with the outcome, in _finish
-                    elif event.get("event") == "error":
-                        error = event
-                code = proc.wait()
-            except BaseException:
-                _stop(proc)
-                raise
-            finally:
-                timer.cancel()
-                done.set()
-                progress_writer.close()
-                with self._lock:
-                    self._procs.pop(run_id, None)
-        cancelled = run_id in self._cancelled
-        if expired.is_set():
-            error = {"type": "RunTimeout", "message": f"the run exceeded {self.run_timeout:g} s and was stopped",
-                     "cell": (error or {}).get("cell"), "source": (error or {}).get("source", "")}
-        elif cancelled:
-            error = {"type": "Cancelled", "message": "the run was cancelled", "cell": (error or {}).get("cell"),
-                     "source": (error or {}).get("source", "")}
-        elif code != 0 and error is None:
-            error = {"type": "WorkerDied", "message": f"the worker process ended with code {code}"}
-        status = "succeeded" if code == 0 and not cancelled else ("cancelled" if cancelled else "failed")
+                self._running.pop(run_id, None)
         return self._finish(run, status, error, partial)
+
+    def _execute_remote(self, run: dict) -> dict:
+        """Execute on the Dask cluster (:mod:`bizra_nb.run_remote`): the run is claimed when a worker starts it;
+        its progress comes back as events; its report comes back and is written here."""
+        run_id = run["id"]
+        folder = Path(run["folder"])
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / ".run.ipynb.partial"  # never written here: a lost run's report shows the notebook as written
+        notebook = Path(run["notebook"])
+        spec = {"run": {k: run.get(k) for k in ("id", "kind", "parameters", "trigger", "incident_id", "created_at")},
+                "notebook_name": notebook.name, "notebook_text": notebook.read_text(encoding="utf-8"),
+                "kernel": self.kernel, "cell_timeout": self.cell_timeout, "run_timeout": self.run_timeout,
+                "env": self._run_environment(run)}
+        remote = self.executor.start(spec, priority=PRIORITIES.get(run["kind"], 0))
+        self._waiting_remote[run_id] = remote
+        done = threading.Event()
+        progress = None
+        outcome: dict | None = None
+        try:
+            for event in remote.events(timeout=self.run_timeout + REMOTE_GRACE):
+                if event.get("event") == "started" and progress is None:
+                    self._waiting_remote.pop(run_id, None)
+                    claimed = self.store.claim_run(run_id, self.owner)
+                    if claimed is None:  # cancelled while it waited for a worker
+                        remote.cancel()
+                        continue
+                    run = claimed
+                    self._event(run)
+                    progress = self._progress(run)
+                    self._started(run_id, remote.cancel, done)
+                elif event.get("event") == "progress" and progress is not None:
+                    progress.update({"cell": event["cell"], "cells": event["cells"]})
+            outcome = _usable(remote.result())
+        except TimeoutError:
+            remote.cancel()
+            outcome = {"status": "failed", "error": {"type": "RunTimeout", "message": (
+                f"the run did not end within {self.run_timeout:g} s on the Dask cluster and was stopped")}}
+        except RemoteLost as lost:
+            outcome = {"status": "failed", "error": {"type": lost.kind, "message": lost.message}}
+        finally:
+            if outcome is None:  # something unexpected raised here (the store is down): nothing may run on
+                remote.cancel()
+            done.set()
+            self._waiting_remote.pop(run_id, None)
+            if progress is not None:
+                progress.close()
+            with self._lock:
+                self._running.pop(run_id, None)
+            remote.close()
+        if progress is None and self._closing:  # dropped from the cluster by close(): queued, as a local one stays
+            return self.store.get_run(run_id)
+        if progress is None:  # never started here: claim it now to record the outcome, unless it ended meanwhile
+            claimed = self.store.claim_run(run_id, self.owner)
+            if claimed is None:
+                return self.store.get_run(run_id)
+            run = claimed
+        status, error = outcome["status"], outcome.get("error")
+        lost = (error or {}).get("type") in ("WorkerDied", "ClusterLost")
+        if run_id in self._cancelled and status == "failed" and lost:
+            status, error = "cancelled", {"type": "Cancelled", "message": "the run was cancelled"}
+        rendered = outcome.get("files") and (outcome["files"], outcome["summary"], outcome["message"],
+                                             outcome["error"])
+        return self._finish(run, status, error, partial, rendered=rendered or None)
+
+    def _started(self, run_id: str, stop: Callable[[], None], done: threading.Event) -> None:
+        """The run executes: ``stop`` ends it (a cancel, a close); a cancel that came first applies now."""
+        with self._lock:
+            self._running[run_id] = stop
+            cancelled_early = run_id in self._cancelled
+        if cancelled_early:
+            stop()
+        if self.owner is not None:  # several replicas: a cancel may come through another one
+            threading.Thread(target=self._watch_cancel_requests, args=(run_id, stop, done), daemon=True,
+                             name=f"cancel-watch-{run_id}").start()
+
+    def _progress(self, run: dict) -> "_RunProgress":
+        return _RunProgress(run, self._event, lambda p: self._store_progress(run["id"], p))
+
+    def _run_environment(self, run: dict) -> dict[str, str]:
+        """What the platform adds to a worker's environment for ``run``."""
+        return {"BIZRA_REPORT": "1", "BIZRA_RUN_ID": run["id"], "PYTHONUNBUFFERED": "1",
+                **self._store_environment(reads_store="data_dir" in declared_parameters(Path(run["notebook"])))}
 
     def _store_environment(self, *, reads_store: bool = False) -> dict[str, str]:
         """What a worker needs to find the store: ``BIZRA_DATA_DIR``, and for a database server
@@ -394,10 +515,14 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - progress is a courtesy: a busy store must not fail the run
             log.debug("run %s: progress not stored: %s", run_id, exc)
 
-    def _finish(self, run: dict, status: str, error: dict | None, partial: Path) -> dict:
-        """Write the reports and record the outcome; any failure here ends the run failed (:meth:`_fail`)."""
+    def _finish(self, run: dict, status: str, error: dict | None, partial: Path, *,
+                rendered: tuple | None = None) -> dict:
+        """Write the reports and record the outcome; any failure here ends the run failed (:meth:`_fail`).
+
+        ``rendered``: what :func:`render_reports` made of the run elsewhere (a Dask worker), written as it is.
+        """
         try:
-            summary, message = self._write_reports(run, status, error, partial)
+            summary, message = self._write_reports(run, status, error, partial, rendered=rendered)
             with self._lock:  # cancel() reads the status under this lock: a cancel is honoured or refused
                 if status == "succeeded" and run["id"] in self._cancelled:
                     status, message = "cancelled", "Cancelled: the run was cancelled while its report was written"
@@ -406,9 +531,10 @@ class Runner:
                                               finished_at=time.time(), summary=summary, error=message,
                                               progress=run.get("progress"))
             if ended is None:  # ended elsewhere meanwhile (failed as lost by the leader): that verdict stays
-                log.warning("run %s %s here, but it was already ended: %s", run["id"], status,
-                            self.store.get_run(run["id"])["status"])
-                return self.store.get_run(run["id"])
+                current = self.store.get_run(run["id"])
+                log.warning("run %s %s here, but it was already ended: %s", run["id"], status, current["status"])
+                self._event(current)  # its listeners (the gauges of running runs) hear that it ended
+                return current
             run = ended
         except Exception as exc:  # noqa: BLE001 - read-only or full disk, a template error, a store error
             return self._fail(run, exc, during="writing its report", error=error)
@@ -443,26 +569,15 @@ class Runner:
         self._event(failed)
         return failed
 
-    def _write_reports(self, run: dict, status: str, error: dict | None, partial: Path) -> tuple[dict, str | None]:
+    def _write_reports(self, run: dict, status: str, error: dict | None, partial: Path, *,
+                       rendered: tuple | None = None) -> tuple[dict, str | None]:
         """run.ipynb, report.html (a banner first when it failed) and summary.json; returns (summary, error text)."""
-        import nbformat  # heavy (jsonschema): loaded by the first finished run, not by the server's start
-
+        files, summary, message, error = rendered or render_reports(run, status, error, partial)
         folder = Path(run["folder"])
-        path = Path(run["notebook"])
-        nb = _read_notebook(partial, path)
-        summary = extract_summary(nb)
-        message = None
-        if error is not None:
-            error = {**error, "run_id": run["id"]}
-            source = f" ({error['source']})" if error.get("source") else ""
-            where = f" in cell {error['cell']}{source}" if error.get("cell") else ""
-            message = f"{error.get('type')}: {error.get('message')}{where}"
-            nb.cells.insert(0, failure_cell(notebook=path.stem, error=error, parameters=run["parameters"]))
-        write_atomic(folder / "run.ipynb", nbformat.writes(nb))
+        for name in ("run.ipynb", "report.html", "run.log"):  # run.log: here already, unless it ran on Dask
+            if name in files:
+                write_atomic(folder / name, files[name])
         partial.unlink(missing_ok=True)
-        title = report_title(path.stem, run["parameters"], failed=status != "succeeded")
-        shown = trim_failed(nbformat.from_dict(nb)) if error is not None else nb  # run.ipynb keeps every cell
-        write_atomic(folder / "report.html", export_html(shown, title=title))
         self._write_summary(run, status, error, summary)
         return summary, message
 
@@ -489,12 +604,48 @@ class Runner:
 
     def close(self) -> None:
         """Cancel what is running (each ends as cancelled, with its report), then stop the pool."""
-        for run_id in list(self._procs):
+        self._closing = True
+        for remote in list(self._waiting_remote.values()):
+            remote.cancel()  # on the cluster, not started: stays queued (failed as interrupted at the next start)
+        for run_id in list(self._running):
             try:
                 self.cancel(run_id)
             except BizraError:
                 pass  # it finished meanwhile
         self.executor.shutdown(wait=True)
+        with self._lock:
+            left, self._futures = self._futures, {}
+        for run_id, future in left.items():  # still waiting for a slot: they stay queued (recover fails them)
+            try:
+                future.set_result(self.store.get_run(run_id))
+            except Exception as exc:  # noqa: BLE001 - the store is down: the caller hears it
+                future.set_exception(exc)
+
+
+def render_reports(run: dict, status: str, error: dict | None,
+                   partial: Path) -> tuple[dict, dict, str | None, dict | None]:
+    """The texts of run.ipynb and report.html (a banner first when it failed) of a run ended ``status``.
+
+    Returns ``(files, summary, message, error)``: the texts by file name, the notebook's summary, the
+    error as one line (None on success) and ``error`` with the run's id. The notebook is the worker's
+    ``partial`` output, else ``run["notebook"]`` as written.
+    """
+    import nbformat  # heavy (jsonschema): loaded by the first finished run, not by the server's start
+
+    path = Path(run["notebook"])
+    nb = _read_notebook(partial, path)
+    summary = extract_summary(nb)
+    message = None
+    if error is not None:
+        error = {**error, "run_id": run["id"]}
+        source = f" ({error['source']})" if error.get("source") else ""
+        where = f" in cell {error['cell']}{source}" if error.get("cell") else ""
+        message = f"{error.get('type')}: {error.get('message')}{where}"
+        nb.cells.insert(0, failure_cell(notebook=path.stem, error=error, parameters=run["parameters"]))
+    run_ipynb = nbformat.writes(nb)
+    title = report_title(path.stem, run["parameters"], failed=status != "succeeded")
+    shown = trim_failed(nbformat.from_dict(nb)) if error is not None else nb  # run.ipynb keeps every cell
+    return {"run.ipynb": run_ipynb, "report.html": export_html(shown, title=title)}, summary, message, error
 
 
 def report_links(run: dict, base: str = "/reports") -> dict:
@@ -522,19 +673,6 @@ def _data_dir_environment(store: Store) -> dict[str, str]:
     if not url.startswith("sqlite:///"):
         return {}
     return {"BIZRA_DATA_DIR": str(Path(url[len("sqlite:///"):]).resolve().parent)}
-
-
-def worker_environment(environ: dict[str, str]) -> dict[str, str]:
-    """The environment of a notebook worker (and so of its kernel): ``environ`` without secrets.
-
-    A variable is a secret when its upper-cased name contains one of :data:`SECRET_WORDS`
-    (TOKEN, SECRET, PASSWORD, PASSWD, KEY, CREDENTIAL): ``BIZRA_API_TOKEN``, ``AWS_SECRET_ACCESS_KEY``,
-    ``PGPASSWORD``...; or when its value is a URL with a password (``BIZRA_REDIS_URL=redis://:pw@…``,
-    ``DATABASE_URL``). A notebook that needs a credential reads it from a file it is given; the
-    store's URL is given back only to notebooks that read the store (see ``Runner._store_environment``).
-    """
-    return {k: v for k, v in environ.items()
-            if not any(word in k.upper() for word in SECRET_WORDS) and not URL_WITH_PASSWORD.search(v)}
 
 
 def _read_notebook(partial: Path, source: Path):
@@ -596,6 +734,39 @@ class _ProgressWriter:
             pass  # a write that had started is finished
 
 
+def _usable(outcome: object) -> dict:
+    """A Dask worker's result as the runner may use it: a finished status and bounded texts of the report's
+    files; anything else (another bizra-nb version on the worker, a broken worker) is a failed run."""
+    files = outcome.get("files") if isinstance(outcome, dict) else None
+    status = outcome.get("status") if isinstance(outcome, dict) else None
+    usable = status in FINISHED and ((files is None and status == "failed") or (
+        isinstance(files, dict) and {"run.ipynb", "report.html"} <= set(files) <= REMOTE_FILES
+        and all(isinstance(text, str) and len(text) <= MAX_REMOTE_FILE for text in files.values())
+        and isinstance(outcome.get("summary"), dict) and isinstance(outcome.get("error"), (dict, type(None)))
+        and isinstance(outcome.get("message"), (str, type(None)))))
+    if not usable:
+        return {"status": "failed", "error": {"type": "BadResult", "message": (
+            "the Dask worker returned a result this replica cannot use (is it running the same bizra-nb version?)")}}
+    return outcome
+
+
+class _RunProgress:
+    """A running run's progress: published at each cell, stored at most every :data:`PROGRESS_INTERVAL` s."""
+
+    def __init__(self, run: dict, publish: Callable[[dict], None], store: Callable[[dict], None]) -> None:
+        self.run = run
+        self.publish = publish
+        self.writer = _ProgressWriter(store, PROGRESS_INTERVAL)
+
+    def update(self, progress: dict) -> None:
+        self.publish({**self.run, "status": "running", "progress": progress})
+        self.run["progress"] = progress  # the final one is stored with the outcome, in _finish
+        self.writer.update(progress)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def _stop_orphan_workers(partial: Path) -> None:
     """SIGKILL the process group of a worker that outlived its server (it writes ``partial``; Linux /proc only).
 
@@ -619,31 +790,3 @@ def _stop_orphan_workers(partial: Path) -> None:
                 log.warning("stopped worker %s of an interrupted run (it outlived its server)", entry.name)
             except (ProcessLookupError, PermissionError):
                 pass
-
-
-def _parse(line: str) -> dict:
-    try:
-        value = json.loads(line)
-        return value if isinstance(value, dict) else {}
-    except ValueError:
-        return {}
-
-
-def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the worker (it shuts its kernel down), SIGKILL its group after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-
-    def kill() -> None:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    threading.Timer(grace, kill).start()
-

@@ -72,6 +72,21 @@ def _redis_url(value: str) -> str | None:
     return None if parts.scheme == "unix" or not database or database.isdigit() else problem
 
 
+def _dask_scheduler(value: str) -> str | None:
+    """A Dask scheduler address: ``tcp://host:port`` or ``tls://host:port``."""
+    if not value:
+        return None
+    from urllib.parse import urlsplit
+
+    problem = "must be a Dask scheduler address tcp://HOST:PORT or tls://HOST:PORT (or empty: runs on this machine)"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return problem
+    return None if parts.scheme in ("tcp", "tls") and parts.hostname and port and not parts.path.strip("/") else problem
+
+
 def _replica_name(value: str) -> str | None:
     if len(value) <= 100 and value.isprintable():
         return None
@@ -121,6 +136,7 @@ class Settings:
     workers: int = _setting(2, "threads for CPU-bound work (diagnoses) off the IOLoop", _positive)
     reports_dir: Path = _setting(Path("reports"), "folder of the generated reports and their index.html")
     run_workers: int = _setting(os.cpu_count() or 2, "notebook runs executing at once (default: the number of cores)", _positive)
+    dask_scheduler: str = _setting("", "Dask scheduler (tcp://host:8786) whose workers execute the notebook runs; empty: --run-workers processes on this machine", _dask_scheduler)
     cell_timeout: float = _setting(600.0, "seconds one notebook cell may run before its run fails", _positive)
     run_timeout: float = _setting(3600.0, "seconds a whole notebook run may take before it is stopped", _positive)
     diagnose_with_notebook: bool = _setting(True, "an incident opened by an alert also runs incident_diagnosis.ipynb")

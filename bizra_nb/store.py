@@ -10,9 +10,9 @@ database newer than this code is refused (:class:`~bizra_nb.errors.Unavailable`)
 
 Several processes may share one database: whatever must happen once is a conditional
 write (an incident's ``version``, a run's ``queued → running`` claim and its end by its owner, a meta
-value's compare-and-set, the unique active alert group). An id no ``INTEGER`` key can hold names nothing
-(:class:`~bizra_nb.errors.NotFound` on both backends). A database that does not answer
-(down, locked, unreachable) raises :class:`~bizra_nb.errors.Unavailable`, reads and writes
+value's compare-and-set, the unique active alert group, one unfinished run per incident). An id no
+``INTEGER`` key can hold names nothing (:class:`~bizra_nb.errors.NotFound` on both backends). A database
+that does not answer (down, locked, unreachable) raises :class:`~bizra_nb.errors.Unavailable`, reads and writes
 alike, with the URL shown without its password.
 """
 from __future__ import annotations
@@ -110,6 +110,7 @@ runs = sa.Table(
     sa.Column("folder", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("summary", sa.Text, nullable=True),
+    # at most one queued or running run per incident: the unique partial index ux_runs_active_incident (v6)
     sa.Column("incident_id", sa.Integer, nullable=True),
     sa.Column("owner", sa.Text, nullable=True),  # the replica executing it (v5)
 )
@@ -231,7 +232,29 @@ def _v5(conn: sa.Connection) -> None:
                 conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT"))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(conn: sa.Connection) -> None:
+    """One unfinished run per incident: the unique partial index ``ux_runs_active_incident``.
+
+    An incident that already has several queued or running runs (requests that raced) keeps one: the
+    newest running one, else the newest queued one; the others end ``failed``, their error
+    ``superseded by run <kept>``.
+    """
+    unfinished = conn.execute(sa.text(
+        "SELECT id, incident_id FROM runs WHERE incident_id IS NOT NULL AND status IN ('queued', 'running') "
+        "ORDER BY incident_id, CASE WHEN status = 'running' THEN 0 ELSE 1 END, created_at DESC, id DESC")).all()
+    kept: dict[int, str] = {}
+    for run_id, incident_id in unfinished:
+        newest = kept.setdefault(incident_id, run_id)
+        if newest != run_id:
+            conn.execute(sa.text("UPDATE runs SET status = 'failed', error = :error, finished_at = :now "
+                                 "WHERE id = :id"),
+                         {"error": f"superseded by run {newest}", "now": time.time(), "id": run_id})
+            conn.execute(sa.text("DELETE FROM meta WHERE key = :key"), {"key": f"cancel:{run_id}"})
+    conn.execute(sa.text("CREATE UNIQUE INDEX ux_runs_active_incident ON runs (incident_id) "
+                         "WHERE incident_id IS NOT NULL AND status IN ('queued', 'running')"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 MIGRATION_LOCK = 0x62697A7261  # pg_advisory_xact_lock key of the migrations ("bizra")
 CAS_ATTEMPTS = 20  # tries of a compare-and-swap that keeps losing its race before Unavailable
 RUN_JSON_COLUMNS = ("parameters", "progress", "summary")
@@ -241,6 +264,8 @@ SCHEMES = ("sqlite:///PATH", "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB")
 # the database does not answer: down, unreachable, locked (sqlite3's own: the BEGIN IMMEDIATE of a write)
 UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, sqlite3.OperationalError)
 ACTIVE_RUN = ("queued", "running")
+# the predicate of ux_runs_active_incident (v6): an INSERT ... ON CONFLICT names it to infer that index
+_ACTIVE_INCIDENT_RUN = sa.text("incident_id IS NOT NULL AND status IN ('queued', 'running')")
 MAX_ID = 2**31 - 1  # the largest INTEGER key on PostgreSQL: a larger id names no row
 
 
@@ -600,10 +625,36 @@ class Store:
 
     @_guarded
     def create_run(self, **fields: Any) -> dict:
+        """Insert a run; a queued or running run of the same ``incident_id`` is returned instead, once for all.
+
+        The unique partial index ``ux_runs_active_incident`` (v6) decides, so concurrent requests (threads,
+        processes, replicas) for one incident's diagnosis make exactly one run and all get its id.
+
+        Parameters
+        ----------
+        **fields
+            The run's columns (``id``, ``notebook``, ``kind``, ``status``, ``incident_id``...).
+
+        Returns
+        -------
+        dict
+            The new run; or the incident's unfinished run, with the extra key ``existing`` (True).
+        """
         row = {k: (_dumps(v) if k in RUN_JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
-        with self._transaction() as conn:
-            conn.execute(runs.insert().values(**row))
-        return self.get_run(fields["id"])
+        for attempt in range(CAS_ATTEMPTS):
+            with self._transaction() as conn:  # SQLite: BEGIN IMMEDIATE, so the insert-or-select is atomic
+                # only a clash on that index is skipped: any other (the id) raises as before
+                created = conn.execute(_insert(conn, runs).values(**row).on_conflict_do_nothing(
+                    index_elements=["incident_id"], index_where=_ACTIVE_INCIDENT_RUN).returning(*runs.c)).first()
+                if created is not None:
+                    return _run(created)
+                existing = conn.execute(sa.select(runs).where(runs.c.incident_id == row.get("incident_id"),
+                                                              runs.c.status.in_(ACTIVE_RUN))).first()
+                if existing is not None:
+                    return {**_run(existing), "existing": True}
+            _backoff(attempt)  # PostgreSQL: it ended between the insert and the select: insert again
+        raise Unavailable(f"incident {fields.get('incident_id')}: its runs keep changing under this write; retry",
+                          field="incident_id")
 
     @_guarded
     def update_run(self, run_id: str, **fields: Any) -> dict:

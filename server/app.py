@@ -22,7 +22,7 @@ from bizra_nb.score import ScoreKeeper
 from bizra_nb.settings import Settings
 from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
-from bizra_nb.runner import Runner
+from bizra_nb.runner import Runner, executor_for
 from bizra_server import alerts, auth_check, cmdb, health, live, metrics, openapi, page, rca, reports, runs
 from bizra_server.auth import load_or_create_token
 from bizra_server.background import Background
@@ -40,6 +40,7 @@ from bizra_server.instrumentation import AccessLog, RequestInstrumentation, rout
 log = logging.getLogger("bizra.server")
 
 STOP_TIMEOUT = 5.0  # seconds each Redis part may take to stop before the server stops without it
+DASK_CHECK_TIMEOUT = 3.0  # seconds the Dask scheduler may take to answer /ready's question before it counts as down
 RESOURCES = [page, health, metrics, live, auth_check, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list
 
 
@@ -78,6 +79,8 @@ class Services:
     _store_ok_since: float | None = None  # monotonic time of this replica's first heartbeat since the store was last down
     _beats_seen: dict = field(default_factory=dict)  # leader: replica -> (its last heartbeat value, when that changed here)
     duties_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-duties"))  # apart from requests'
+    dask_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "bizra-dask-check"))
+    _dask_refresh: asyncio.Future | None = None  # the scheduler question in flight (check_dask)
 
     @property
     def shared(self) -> bool:
@@ -115,6 +118,10 @@ class Services:
             for part in (self.bus, self.leadership, self.shared_score):
                 self.background.spawn(part.start(), f"start {type(part).__name__}")
             self.controller.add_check("redis", self.check_redis)
+        if settings.dask_scheduler:
+            self.controller.add_check("dask", self.check_dask)
+        else:
+            self.metrics.set_run_workers("local", settings.run_workers)
         self.metrics.describe_replica(self.replica, lambda: self.leadership.is_leader)
         self.background.every(settings.controller_interval, self.controller.cycle, "controller")
         if self.shared:
@@ -130,6 +137,31 @@ class Services:
             if not part.connected:
                 raise Unavailable(f"{type(part).__name__}: {part.reason}")
         return f"connected ({self.bus.address}); leader: {self.leadership.holder or 'none'}"
+
+    async def check_dask(self) -> str:
+        """The /ready check of the Dask cluster (each controller cycle): its scheduler answers, workers are there.
+
+        It also counts the workers' threads, the runs' slots, and gives the queue the slots that joined.
+        One question to the scheduler at a time, in a thread of its own: a hung scheduler (paused, its
+        network black-holed) makes the check fail after :data:`DASK_CHECK_TIMEOUT` s, never piles up
+        calls, and never holds the heartbeat's thread.
+        """
+        executor = self.runner.executor
+        if self._dask_refresh is None or self._dask_refresh.done():
+            self._dask_refresh = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(self.dask_pool, executor.refresh))
+        try:
+            detail = await asyncio.wait_for(asyncio.shield(self._dask_refresh), DASK_CHECK_TIMEOUT)
+        except asyncio.TimeoutError:
+            executor.mark_down(f"the Dask scheduler {executor.address} did not answer within "
+                               f"{DASK_CHECK_TIMEOUT:g} s (hung or unreachable): notebook runs cannot start")
+            raise Unavailable(executor.down_reason) from None
+        finally:
+            self.metrics.set_run_workers("dask", executor.workers_seen)
+        self.runner.queue.poke()
+        if not executor.workers_seen:
+            raise Unavailable(f"no Dask worker is connected to {executor.address}: runs wait until one joins")
+        return detail
 
     async def _replica_duties(self) -> None:
         """Heart-beat in the store; the leader also fails the runs of replicas that stopped heart-beating.
@@ -200,6 +232,7 @@ class Services:
         await loop.run_in_executor(None, self.workers.shutdown, True)
         await loop.run_in_executor(None, self.io_pool.shutdown, True)
         await loop.run_in_executor(None, self.duties_pool.shutdown, True)
+        self.dask_pool.shutdown(wait=False, cancel_futures=True)  # a question to a hung scheduler is not waited for
         await loop.run_in_executor(None, self.store_writer.shutdown, True)
         self.store.close()
 
@@ -234,7 +267,8 @@ def make_services(settings: Settings) -> Services:
     services.controller = Controller(services, interval=settings.controller_interval)
     services.incident_flow = IncidentFlow(services)
     Path(settings.reports_dir).mkdir(parents=True, exist_ok=True)  # /reports/ serves it from the start
-    services.runner = Runner(store, reports_dir=settings.reports_dir, workers=settings.run_workers,
+    services.runner = Runner(store, reports_dir=settings.reports_dir,
+                             executor=executor_for(settings.dask_scheduler, settings.run_workers),
                              keeper=scorekeeper, on_event=services.incident_flow.run_changed,
                              cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout,
                              data_dir=settings.data_dir)

@@ -17,7 +17,8 @@ from bizra_server.base import encode_json
 log = logging.getLogger("bizra.controller")
 
 Check = Callable[[], Any]  # returns a detail string (healthy) or raises Unavailable (down)
-OUTAGE_COMPONENTS = ("store", "redis")  # the platform's own dependencies: going down is one violation, not one per 503
+OUTAGE_COMPONENTS = ("store", "redis", "dask")
+CHECK_TIMEOUT = 10.0  # seconds a component check may take: a hung dependency fails its check, never the cycle  # the platform's own dependencies: going down is one violation, not one per 503
 STARTUP_GRACE = 10.0  # seconds a dependency may take to connect at start before it counts as down
 
 
@@ -104,7 +105,7 @@ class Controller:
             try:
                 result = check()
                 if inspect.isawaitable(result):
-                    result = await result
+                    result = await asyncio.wait_for(result, CHECK_TIMEOUT)
                 return {"ok": True, "detail": str(result or "ok")}
             except (Unavailable, asyncio.TimeoutError) as exc:
                 return {"ok": False, "detail": getattr(exc, "message", None) or f"check timed out: {exc!r}"}

@@ -119,8 +119,9 @@ class HealthHandler(BaseHandler):
         return encoded
 
 
-DEGRADED_ONLY = ("redis",)  # down: the replica still does its work (its own events, its own score), so /ready
-# stays 200 and says so under "degraded"; a 503 on every replica would have load balancers drop them all
+DEGRADED_ONLY = ("redis", "dask")  # down: the replica still does its work (its own events, its own score; runs
+# are refused or wait), so /ready stays 200 and says so under "degraded"; a 503 on every replica would have load
+# balancers drop them all
 PROBE_FILE = ".write-probe"  # created, synced and removed in the data dir by each GET /ready
 
 

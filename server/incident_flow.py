@@ -8,13 +8,14 @@ from pathlib import Path
 
 from bizra_nb.parameters import server_confinement
 from bizra_nb.reports import write_atomic
-from bizra_nb.runner import report_links
+from bizra_nb.runner import available_notebooks, report_links
 from bizra_nb.errors import BizraError
+from bizra_server.metrics import RunGauges
 
 log = logging.getLogger("bizra.incidents")
 
 
-def _plain(incident: dict) -> dict:
+def plain_incident(incident: dict) -> dict:
     """The incident fields a notebook needs, without the bulky diagnosis."""
     keep = ("id", "title", "severity", "status", "service", "opened_at", "acknowledged_at", "resolved_at",
             "anomaly_start", "labels", "annotations")
@@ -38,7 +39,8 @@ class IncidentFlow:
         self.services = services
         self._source = None
         self._source_cmdb = None  # the CMDB the Prometheus source was built with
-        self._active: set[str] = set()
+        self.run_gauges = RunGauges(services.metrics,
+                                    notebooks=lambda: available_notebooks(self.services.runner.notebooks_dir))
 
     def source(self):
         """The configured metric source (pandas is imported here, at the first diagnosis, not at start).
@@ -124,13 +126,14 @@ class IncidentFlow:
             incident = services.store.get_incident(incident_id)
             snapshot = Path(services.settings.data_dir) / "cmdb.snapshot.yaml"
             write_atomic(snapshot, services.cmdb.dumps("yaml"))
-            params = {"incident_id": incident_id, "incident": _plain(incident), "source": self.source_location(),
+            params = {"incident_id": incident_id, "incident": plain_incident(incident), "source": self.source_location(),
                       "cmdb": snapshot.name if len(services.cmdb) else "",  # confined: data dir relative
                       "symptom_service": incident.get("service") or "",
                       "lookback_minutes": services.settings.diagnosis_lookback / 60}
             run = services.runner.create("incident_diagnosis", params, trigger="incident", incident_id=incident_id,
                                          confine=server_confinement(services.settings))
-            services.runner.submit(run)  # queued is submitted: nothing after this may leave it waiting
+            if not run.get("existing"):  # else the incident's unfinished run, submitted by whoever created it
+                services.runner.submit(run)  # queued is submitted: nothing after this may leave it waiting
             if incident.get("report_error"):  # an earlier attempt could not start; this one did
                 try:
                     services.store.update_incident(incident_id, report_error=None)
@@ -152,13 +155,8 @@ class IncidentFlow:
         return run
 
     def _count(self, run: dict) -> None:
-        metrics = self.services.metrics
-        if run["status"] == "running" and run["id"] not in self._active:
-            self._active.add(run["id"])
-        elif run["status"] in ("succeeded", "failed", "cancelled"):
-            self._active.discard(run["id"])
-            metrics.runs.labels(run["kind"], run["status"]).inc()
-        metrics.runs_active.set(len(self._active))
+        """The run metrics (queued, running by kind, ended, duration), each change once: see :class:`RunGauges`."""
+        self.run_gauges.observe(run)
 
     def run_changed(self, run: dict) -> None:
         """The runner's listener (any thread): a `run` event; a finished diagnosis links from its incident."""

@@ -25,13 +25,13 @@ from typing import Callable
 
 from bizra_nb.errors import InvalidSetting
 from bizra_nb.settings import Settings
+from bizra_nb.worker_process import die_with
 
 log = logging.getLogger("bizra.processes")
 
 RESTART_DELAY = 1.0  # seconds before an ended child is started again
 MAX_RESTART_DELAY = 60.0  # the longest wait, for a child that keeps ending at once
 STABLE_AFTER = 30.0  # seconds a child must live for its next end to be waited for RESTART_DELAY again
-PR_SET_PDEATHSIG = 1
 
 
 def default_replica_name(settings: Settings, port: int) -> str:
@@ -69,7 +69,7 @@ def serve_processes(settings: Settings, *, ready: Callable[[dict], None] | None 
     def child(index: int) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        _die_with(parent)
+        die_with(parent)
         status = 0
         siblings = [(f"{base}/{other}", f"http://127.0.0.1:{socks[0].getsockname()[1]}/metrics")
                     for other, socks in enumerate(private) if other != index]
@@ -134,15 +134,3 @@ def serve_processes(settings: Settings, *, ready: Callable[[dict], None] | None 
         for sock in socks:
             sock.close()
     return 0
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel send this process SIGTERM when ``parent`` dies (Linux); exit now if it already has."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the parent's stop signals still reach the children
-        pass
-    if os.getppid() != parent:
-        os._exit(0)

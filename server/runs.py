@@ -6,13 +6,15 @@ from pathlib import Path
 from bizra_nb.errors import InvalidInput
 from bizra_nb.parameters import server_confinement
 from bizra_nb.runner import report_links
+from bizra_nb.store import MAX_ID
 from bizra_server.base import BaseHandler
+from bizra_server.incident_flow import plain_incident
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 def run_json(run: dict) -> dict:
-    out = {k: v for k, v in run.items() if k != "folder"}
+    out = {k: v for k, v in run.items() if k not in ("folder", "existing")}
     out["notebook"] = Path(run["notebook"]).stem  # the name POST /runs takes
     out["headline"] = (run.get("summary") or {}).get("headline")
     out["links"] = report_links(run) if run["status"] in ("succeeded", "failed", "cancelled") else {}
@@ -37,11 +39,27 @@ class RunsHandler(BaseHandler):
                                field="notebook")
         runner = self.services.runner
         confine = server_confinement(self.services.settings, also=[self.services.base_url])  # it may bench itself
-        run = await self.blocking(runner.create, notebook, body.get("parameters") or {}, trigger="api",
-                                  confine=confine)
-        runner.submit(run)
+        parameters = body.get("parameters") or {}
+        incident_id = _diagnosed_incident(notebook, parameters)
+        if incident_id is not None:  # a diagnosis of a known incident: of the incident as stored, not as told
+            incident = await self.blocking(self.store.get_incident, incident_id)  # 404 when there is none
+            parameters = {**parameters, "incident": plain_incident(incident)}
+        run = await self.blocking(runner.create, notebook, parameters, trigger="api", confine=confine,
+                                  incident_id=incident_id)
         self.set_header("Location", f"/runs/{run['id']}")
+        if run.get("existing"):  # the incident's diagnosis is already queued or running: that run, once
+            self.write_json({**run_json(run), "deduplicated": True}, status=200)
+            return
+        runner.submit(run)
         self.write_json(run_json(run), status=201)
+
+
+def _diagnosed_incident(notebook: str, parameters: object) -> int | None:
+    """The incident an ``incident_diagnosis`` run diagnoses (its integer ``incident_id``), else None."""
+    incident_id = parameters.get("incident_id") if isinstance(parameters, dict) else None
+    if notebook != "incident_diagnosis" or isinstance(incident_id, bool) or not isinstance(incident_id, int):
+        return None
+    return incident_id if 1 <= incident_id <= MAX_ID else None  # else no incident's: nothing to collapse
 
 
 class RunHandler(BaseHandler):

@@ -34,6 +34,7 @@ import os
 import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
@@ -157,6 +158,25 @@ def make_server(settings):
 
 
 @pytest.fixture
+def make_nb_server(make_server, tmp_path, monkeypatch):
+    """``make_nb_server(**overrides)``: a server whose notebooks folder also holds the tiny test notebooks."""
+    import bizra_nb.runner as runner_module
+
+    folder = tmp_path / "notebooks"
+    shutil.copytree(runner_module.NOTEBOOKS_DIR, folder)
+    for nb in (Path(__file__).parent / "notebooks").glob("*.ipynb"):
+        shutil.copy(nb, folder)
+    monkeypatch.setattr(runner_module, "NOTEBOOKS_DIR", folder)
+
+    def make(**overrides: Any) -> RunningServer:
+        running = make_server(**overrides)
+        running.services.runner.notebooks_dir = folder
+        return running
+
+    return make
+
+
+@pytest.fixture
 def server(make_server) -> RunningServer:
     return make_server()
 
@@ -237,6 +257,17 @@ def postgres_url(postgres) -> str:
 
 
 # -- Redis (issue 11): a real redis-server for the hub's bus, the shared score and the leader's lease ---------
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """A real ``dask scheduler`` and two ``dask worker`` processes (one thread each) on free ports, for the
+    whole session (:class:`tests.dask_cluster.DaskCluster`); tests that kill parts of it make their own."""
+    from tests.dask_cluster import DaskCluster
+
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask"))
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

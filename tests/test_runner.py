@@ -9,20 +9,35 @@ from pathlib import Path
 import pytest
 
 from bizra_nb.errors import InvalidInput
-from bizra_nb.runner import RunFailed, Runner, check_parameters, resolve_notebook
+from bizra_nb.runner import RunFailed, Runner, check_parameters, executor_for, resolve_notebook
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.store import Store
 
 TINY = Path(__file__).parent / "notebooks"
 
 
-@pytest.fixture
-def runner(tmp_path):
+def _runner(tmp_path, executor):
     events: list[dict] = []
     keeper = ScoreKeeper()
-    r = Runner(Store.open(tmp_path / "data"), reports_dir=tmp_path / "reports", notebooks_dir=TINY, workers=2,
-               keeper=keeper, on_event=events.append, cell_timeout=60, run_timeout=120)
+    r = Runner(Store.open(tmp_path / "data"), reports_dir=tmp_path / "reports", notebooks_dir=TINY,
+               executor=executor, keeper=keeper, on_event=events.append, cell_timeout=60, run_timeout=120)
     r.events, r.keeper_ = events, keeper
+    return r
+
+
+@pytest.fixture(params=["local", "dask"])
+def runner(request, tmp_path):
+    """A runner on each executor: two local slots, or the session's Dask cluster (two workers)."""
+    address = request.getfixturevalue("dask_cluster").address if request.param == "dask" else ""
+    r = _runner(tmp_path, executor_for(address, 2))
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def local_runner(tmp_path):
+    """For what only this machine has: its Popen, its environment (a Dask worker has its own)."""
+    r = _runner(tmp_path, executor_for("", 2))
     yield r
     r.close()
 
@@ -102,7 +117,7 @@ def test_cancel_a_running_run(runner):
     future = runner.submit(run)
     from tests.conftest import wait_until
 
-    wait_until(lambda: run["id"] in runner._procs, timeout=60)  # its worker process runs the notebook
+    wait_until(lambda: run["id"] in runner._running, timeout=60)  # its worker process runs the notebook
     runner.cancel(run["id"])
     finished = future.result(timeout=30)
     assert finished["status"] == "cancelled"
@@ -169,17 +184,21 @@ def test_no_partial_files_remain(runner):
 def test_a_report_that_cannot_be_written_fails_the_run(runner, monkeypatch):
     import bizra_nb.runner as runner_module
 
-    def disk_full(nb, *, title):
-        raise OSError(28, "No space left on device")
+    real_write = runner_module.write_atomic
 
-    monkeypatch.setattr(runner_module, "export_html", disk_full)
+    def disk_full(path, text):
+        if Path(path).name == "report.html":
+            raise OSError(28, "No space left on device")
+        return real_write(path, text)
+
+    monkeypatch.setattr(runner_module, "write_atomic", disk_full)
     with pytest.raises(RunFailed) as info:
         runner.run("succeeds_with_a_figure")
     run = runner.store.get_run(info.value.run["id"])
     assert run["status"] == "failed" and "No space left on device" in run["error"] and run["finished_at"]
     assert runner.events[-1]["status"] == "failed"  # the listener (bizra_runs_active) hears the end
     assert runner.keeper_.snapshot()["violations"]["run_failed"] == 1
-    assert runner._procs == {} and runner._cancelled == set()
+    assert runner._running == {} and runner._cancelled == set()
 
 
 def test_a_folder_that_cannot_be_made_fails_the_run(runner):
@@ -191,13 +210,14 @@ def test_a_folder_that_cannot_be_made_fails_the_run(runner):
     assert runner.keeper_.snapshot()["violations"]["run_failed"] == 1
 
 
-def test_a_worker_that_cannot_start_fails_the_run(runner, monkeypatch):
-    import bizra_nb.runner as runner_module
+def test_a_worker_that_cannot_start_fails_the_run(local_runner, monkeypatch):
+    runner = local_runner
+    import bizra_nb.worker_process as worker_process
 
     def no_fork(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(runner_module.subprocess, "Popen", no_fork)
+    monkeypatch.setattr(worker_process.subprocess, "Popen", no_fork)
     run = runner.execute(runner.create("succeeds_with_a_figure")["id"])
     stored = runner.store.get_run(run["id"])
     assert stored["status"] == "failed" and "Resource temporarily unavailable" in stored["error"]
@@ -211,14 +231,15 @@ def test_a_cancel_while_the_report_is_written_cancels_the_run(runner, monkeypatc
     from tests.conftest import wait_until
 
     writing, release = threading.Event(), threading.Event()
-    real_export = runner_module.export_html
+    real_write = runner_module.write_atomic
 
-    def slow_export(nb, *, title):
-        writing.set()
-        release.wait(60)
-        return real_export(nb, title=title)
+    def slow_write(path, text):
+        if Path(path).name == "report.html":
+            writing.set()
+            release.wait(60)
+        return real_write(path, text)
 
-    monkeypatch.setattr(runner_module, "export_html", slow_export)
+    monkeypatch.setattr(runner_module, "write_atomic", slow_write)
     run = runner.create("succeeds_with_a_figure")
     future = runner.submit(run)
     wait_until(writing.is_set, timeout=60)  # the worker is done; the runner writes the report
@@ -248,7 +269,8 @@ def test_progress_is_stored_while_running(runner):
 # -- secrets stay out of notebooks (item 16) -----------------------------------------------------
 
 
-def test_workers_and_kernels_do_not_inherit_secrets(runner, monkeypatch):
+def test_workers_and_kernels_do_not_inherit_secrets(local_runner, monkeypatch):
+    runner = local_runner
     monkeypatch.setenv("BIZRA_API_TOKEN", "s3cret-token")
     monkeypatch.setenv("FOO_SECRET", "x")
     monkeypatch.setenv("DB_PASSWORD", "x")

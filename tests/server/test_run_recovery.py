@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 from pathlib import Path
 
@@ -12,23 +11,13 @@ import pytest
 
 from tests.conftest import TOKEN, wait_until
 
-TINY = Path(__file__).parent.parent / "notebooks"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def nb_server(make_server, tmp_path, monkeypatch):
+def nb_server(make_nb_server):
     """A server with one run slot whose notebooks folder also holds the tiny test notebooks."""
-    import bizra_nb.runner as runner_module
-
-    folder = tmp_path / "notebooks"
-    shutil.copytree(runner_module.NOTEBOOKS_DIR, folder)
-    for nb in TINY.glob("*.ipynb"):
-        shutil.copy(nb, folder)
-    monkeypatch.setattr(runner_module, "NOTEBOOKS_DIR", folder)
-    running = make_server(cell_timeout=120, run_workers=1)
-    running.services.runner.notebooks_dir = folder
-    return running
+    return make_nb_server(cell_timeout=120, run_workers=1)
 
 
 def finished(http, run_id, timeout=120):

@@ -38,7 +38,7 @@ def replicas(make_server, tmp_path, monkeypatch, postgres_url, redis_server):
 def test_a_run_is_cancelled_through_a_replica_that_does_not_run_it(replicas, auth):
     owner, other = replicas(), replicas()
     run_id = httpx.post(owner.url + "/runs", json={"notebook": "sleeps_past_timeout"}, headers=auth).json()["id"]
-    wait_until(lambda: run_id in owner.services.runner._procs, timeout=60)  # its worker runs on `owner`
+    wait_until(lambda: run_id in owner.services.runner._running, timeout=60)  # its worker runs on `owner`
     response = httpx.post(other.url + f"/runs/{run_id}/cancel", headers=auth)
     assert response.status_code == 202
     run = finished(httpx.Client(base_url=other.url), run_id)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 from pathlib import Path
 
@@ -17,18 +16,9 @@ TINY = Path(__file__).parent.parent / "notebooks"
 
 
 @pytest.fixture
-def nb_server(make_server, tmp_path, monkeypatch):
+def nb_server(make_nb_server):
     """A server whose notebooks folder also holds the tiny test notebooks."""
-    import bizra_nb.runner as runner_module
-
-    folder = tmp_path / "notebooks"
-    shutil.copytree(runner_module.NOTEBOOKS_DIR, folder)
-    for nb in TINY.glob("*.ipynb"):
-        shutil.copy(nb, folder)
-    monkeypatch.setattr(runner_module, "NOTEBOOKS_DIR", folder)
-    running = make_server(cell_timeout=30, heartbeat_interval=30)  # the sync WebSocket client answers pings
-    running.services.runner.notebooks_dir = folder
-    return running
+    return make_nb_server(cell_timeout=30, heartbeat_interval=30)  # the sync WebSocket client answers pings
 
 
 def finished(http, run_id, timeout=60):
@@ -67,7 +57,7 @@ def test_cancel_a_run(nb_server, auth):
     http = httpx.Client(base_url=nb_server.url, timeout=30)
     run_id = http.post("/runs", json={"notebook": "sleeps_past_timeout"}, headers=auth).json()["id"]
     wait_until(lambda: http.get(f"/runs/{run_id}").json()["status"] == "running", timeout=30)
-    wait_until(lambda: run_id in nb_server.services.runner._procs, timeout=60)  # its worker process runs
+    wait_until(lambda: run_id in nb_server.services.runner._running, timeout=60)  # its worker process runs
     assert http.post(f"/runs/{run_id}/cancel", headers=auth).status_code == 202
     run = finished(http, run_id)
     assert run["status"] == "cancelled" and run["links"]["html"]

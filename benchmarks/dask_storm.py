@@ -29,10 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,19 +40,15 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from bizra_nb.dataset import write_dataset
-from bizra_nb.demo import start_server, stop_server
-from bizra_nb.fleet import Fault, generate
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bizra_nb.dataset import write_dataset  # noqa: E402
+from bizra_nb.demo import start_server, stop_server  # noqa: E402
+from bizra_nb.fleet import Fault, generate  # noqa: E402
+from tests.dask_cluster import DaskCluster  # noqa: E402
 
 TOKEN = "bench-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 FINISHED = ("succeeded", "failed", "cancelled")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -68,56 +61,6 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-class DaskCluster:
-    """``dask scheduler`` and ``workers`` × ``dask worker --nthreads 1`` on loopback, as an operator starts them."""
-
-    def __init__(self, folder: Path, workers: int) -> None:
-        self.folder = folder
-        self.address = f"tcp://127.0.0.1:{free_port()}"
-        port = self.address.rsplit(":", 1)[1]
-        self.procs = [self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")]
-        for n in range(workers):
-            self.procs.append(self._spawn(f"worker-{n}", "worker", self.address, "--nthreads", "1", "--nworkers",
-                                          "1", "--name", f"w{n}", "--no-dashboard",
-                                          "--local-directory", str(folder / f"w{n}")))
-        from distributed import Client
-
-        with Client(self.address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(workers, timeout=90)
-
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / f"{name}.log", "w") as log:
-            return subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=self.folder, start_new_session=True)
-
-    def pids(self) -> list[int]:
-        """The scheduler, the nannies and their worker processes (not the notebook processes they start)."""
-        return [p.pid for p in self.procs] + [c for p in self.procs[1:] for c in children(p.pid)
-                                              if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):  # the workers first, the scheduler last
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # a nanny's worker and whatever it started
-            except ProcessLookupError:
-                pass
-            proc.wait()
 
 
 class HealthProbe:
@@ -299,10 +242,10 @@ def main() -> int:
           f"{os.cpu_count()} cores; work in {work}", flush=True)
 
     local = measure("local", work, ["--run-workers", str(args.workers)], metrics, cmdb, fault, args)
-    cluster = DaskCluster(work / "cluster", args.workers)
+    cluster = DaskCluster(work / "cluster", workers=args.workers)
     try:
-        dask = measure("dask", work, ["--dask-scheduler", cluster.address], metrics, cmdb, fault, args,
-                       cluster.pids())
+        dask_pids = [cluster.scheduler.pid, *(nanny.pid for nanny in cluster.workers), *cluster.worker_pids()]
+        dask = measure("dask", work, ["--dask-scheduler", cluster.address], metrics, cmdb, fault, args, dask_pids)
     finally:
         cluster.stop()
 

@@ -157,12 +157,18 @@ def test_acknowledge_and_resolve_at_once_never_reopens_nor_loses_a_change(store_
     print(f"{conflicts} of {len(ids)} acknowledgements came after the resolution")
 
 
-def test_two_processes_claim_each_queued_run_once(store_url):
-    store = Store(store_url)
-    ids = [f"run{n:03d}" for n in range(120)]
+def queued_runs(store: Store, count: int = 120) -> list[str]:
+    """``count`` queued runs (``run000``...) in ``store``; their ids."""
+    ids = [f"run{n:03d}" for n in range(count)]
     for run_id in ids:
         store.create_run(id=run_id, notebook="x.ipynb", kind="other", status="queued", trigger="api",
                          parameters={}, created_at=1.0)
+    return ids
+
+
+def test_two_processes_claim_each_queued_run_once(store_url):
+    store = Store(store_url)
+    ids = queued_runs(store)
     claims = in_processes("claim_all", store_url, [(ids,), (list(reversed(ids)),), (ids[60:] + ids[:60],)])
     everything = [run_id for claimed in claims for run_id in claimed]
     assert sorted(everything) == ids  # each run claimed, and by one process only
@@ -172,10 +178,8 @@ def test_two_processes_claim_each_queued_run_once(store_url):
 
 def test_a_run_is_ended_once_by_its_owner_or_by_the_leader_never_both(store_url):
     store = Store(store_url)
-    ids = [f"run{n:03d}" for n in range(120)]
+    ids = queued_runs(store)
     for run_id in ids:
-        store.create_run(id=run_id, notebook="x.ipynb", kind="other", status="queued", trigger="api",
-                         parameters={}, created_at=1.0)
         store.claim_run(run_id, f"owner-{run_id}")
         store.request_cancel(run_id)
     finished, failed = in_processes("end_runs", store_url, [(ids,), (ids,)])

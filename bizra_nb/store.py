@@ -945,7 +945,7 @@ def _beginning(engine: sa.Engine, begin: str) -> sa.Engine:
 def _engine(url: sa.URL, busy_timeout: float, connect_timeout: float) -> sa.Engine:
     if url.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", lambda dbapi_conn, _record: _sqlite_connect(dbapi_conn, busy_timeout))
         return engine
     return sa.create_engine(
         url, pool_pre_ping=True, pool_timeout=max(connect_timeout, 1.0) * 2,
@@ -1053,14 +1053,39 @@ def _put_meta(conn: sa.Connection, key: str, value: str) -> None:
                  .on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
-def _sqlite_connect(dbapi_conn, _record) -> None:
+def _sqlite_connect(dbapi_conn, busy_timeout: float) -> None:
     """WAL; and transactions begun by the store itself (see :func:`writer_of`), not by the driver: a read runs
     in autocommit, one statement at a time, as before."""
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor, busy_timeout)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor, busy_timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried for up to ``busy_timeout`` while another connection holds a lock.
+
+    Switching a new (rollback-journal) file to WAL upgrades a shared lock to an exclusive one; when another
+    process holds its write lock meanwhile (several replicas creating the store at once), SQLite answers
+    "database is locked" at once, without its busy handler (which would deadlock), so this waits here.
+    """
+    deadline = time.monotonic() + busy_timeout
+    attempt = 0
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            _lock_pause(attempt)
+            attempt += 1
+
+
+def _lock_pause(attempt: int) -> None:
+    """A short pause before asking again for a lock another connection holds (growing, capped at 50 ms)."""
+    time.sleep(min(0.001 * 2 ** attempt, 0.05) * random.uniform(0.5, 1.0))
 
 

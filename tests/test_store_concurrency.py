@@ -5,6 +5,7 @@ lines them up before the store is opened (concurrent migrations) and again befor
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import random
 import socket
@@ -199,6 +200,33 @@ def test_four_processes_migrate_a_new_database_at_once(store_url):
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT key, value FROM meta WHERE key = 'schema_version'")).all()
     assert rows == [("schema_version", str(len(MIGRATIONS)))]
+
+
+def test_a_new_sqlite_file_opened_while_another_process_writes_it_waits_for_the_lock(tmp_path, monkeypatch):
+    """Switching a new file to WAL while another connection holds the write lock fails at once in SQLite
+    (no busy handler); the store retries it (the cause of a CI failure of the migration race above)."""
+    import sqlite3
+
+    import bizra_nb.store as store_module
+
+    path = tmp_path / "bizra.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x)")  # a rollback-journal file: the store switches it to WAL
+    other.execute("BEGIN IMMEDIATE")
+    pauses = []
+
+    def pause_then_release(attempt):  # the store found the file locked: the other writer commits now
+        pauses.append(attempt)
+        if other.in_transaction:
+            other.execute("COMMIT")
+
+    monkeypatch.setattr(store_module, "_lock_pause", pause_then_release)
+    store = Store(f"sqlite:///{path}", busy_timeout=30.0)
+    assert pauses == [0] and store.schema_version == len(MIGRATIONS)
+    other.close()
+    with contextlib.closing(sqlite3.connect(path)) as fresh:
+        assert fresh.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.close()
 
 
 def test_a_due_schedule_is_claimed_by_one_process_only(store_url):

@@ -5,10 +5,16 @@ frames: ``rate`` (req/s), ``error`` (error ratio), ``lat_50`` and ``lat_99`` (ms
 ``cpu`` (% of a core), ``mem`` (MB). A fault at one service changes its own
 metrics first and reaches the services that depend on it (their callers) with a
 delay and an attenuation per hop, as real latency and errors propagate.
+
+Besides the resource faults of ``FAULT_KINDS``, a code fault (``CODE_FAULT_KINDS``)
+leaves the service's own resources alone and shows in its callers' latency and
+errors, and a network delay (``NETWORK_FAULT_KINDS``) slows the calls into a
+service (from one caller, or from all) while the service itself looks healthy.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -17,6 +23,8 @@ from bizra_nb.cmdb import Cmdb
 
 METRICS = ("rate", "error", "lat_50", "lat_99", "cpu", "mem")
 FAULT_KINDS = ("cpu_hog", "memory_leak", "latency", "error_burst", "packet_loss")
+CODE_FAULT_KINDS = ("code_error", "code_latency")  # only the callers see it clearly
+NETWORK_FAULT_KINDS = ("network_delay",)  # calls into the service slowed; the service looks healthy
 
 # id, kind, owner, tier, base rate (req/s), base p50 latency (ms)
 _ITEMS = [
@@ -67,17 +75,31 @@ def demo_cmdb() -> Cmdb:
 
 @dataclass(frozen=True)
 class Fault:
-    """An injected fault: the truth a diagnosis should find."""
+    """An injected fault: the truth a diagnosis should find.
+
+    ``caller`` (kind ``network_delay`` only): the one caller whose calls into
+    ``service`` are slowed; None slows every caller (the delay sits at the
+    service's network interface). ``amplify``: the service's direct callers see
+    this many times its latency and error change (retries, fan-out); 1 is the
+    usual attenuation.
+    """
 
     service: str
     kind: str
     start: pd.Timestamp
     end: pd.Timestamp | None = None
     magnitude: float = 1.0
+    caller: str | None = None
+    amplify: float = 1.0
 
     def as_dict(self) -> dict:
-        return {"service": self.service, "kind": self.kind, "start": self.start.isoformat(),
-                "end": self.end.isoformat() if self.end is not None else None, "magnitude": self.magnitude}
+        out = {"service": self.service, "kind": self.kind, "start": self.start.isoformat(),
+               "end": self.end.isoformat() if self.end is not None else None, "magnitude": self.magnitude}
+        if self.caller is not None:
+            out["caller"] = self.caller
+        if self.amplify != 1.0:
+            out["amplify"] = self.amplify
+        return out
 
 
 @dataclass
@@ -112,6 +134,7 @@ def generate(
     faults: list[Fault] = (),
     seed: int = 0,
     cmdb: Cmdb | None = None,
+    traffic: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
 ) -> FleetData:
     """Metrics of the demo fleet over ``[start, start + duration)`` with ``faults`` injected.
 
@@ -123,6 +146,9 @@ def generate(
         Faults to inject; each reaches its callers with a delay and attenuation per hop.
     seed
         Seeds the noise, per-service noise levels and the propagation parameters.
+    traffic
+        A multiplier of every service's request rate per time step (a surge: a function of the
+        time index returning one factor a step); latency and CPU follow the load as usual.
 
     Returns
     -------
@@ -137,12 +163,13 @@ def generate(
     hour_of_day = (seconds % 86400) / 3600.0
     daily = 1.0 + 0.35 * np.sin(2 * np.pi * (hour_of_day - 9.0) / 24.0)  # peak mid-afternoon UTC
     weekly = 1.0 - 0.15 * (((seconds // 86400 + 3) % 7) >= 5)  # quieter weekends
+    surge = np.ones(n) if traffic is None else np.asarray(traffic(index), dtype="float64")
     services = [row[0] for row in _ITEMS]
     columns: dict[str, np.ndarray] = {}
     base = {}
     for sid, kind, _, _, rate0, lat0 in _ITEMS:
         noise = rng.uniform(0.03, 0.08)  # relative noise level of this service
-        rate = rate0 * daily * weekly * (1 + rng.normal(0, noise, n))
+        rate = rate0 * daily * weekly * surge * (1 + rng.normal(0, noise, n))
         load = rate / rate0
         lat50 = lat0 * (0.85 + 0.15 * load) * (1 + rng.normal(0, noise, n))
         lat99 = lat50 * rng.uniform(2.5, 4.0) * (1 + np.abs(rng.normal(0, 2 * noise, n)))
@@ -179,12 +206,27 @@ def _ramp(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp | None
     return shape
 
 
+def noise_sd(values: np.ndarray) -> float:
+    """The noise standard deviation of a series, from its successive differences (robust to steps and trends)."""
+    diffs = np.diff(np.asarray(values, dtype="float64"))
+    diffs = diffs[np.isfinite(diffs)]
+    if len(diffs) == 0:
+        return 0.0
+    return float(np.median(np.abs(diffs - np.median(diffs))) * 1.4826 / np.sqrt(2))
+
+
 def _inject(fault: Fault, index, base, delta, cmdb: Cmdb, rng) -> None:
     root, m = fault.service, fault.magnitude
     if root not in base:
         raise ValueError(f"fault at unknown service {fault.service!r}")
     b = base[root]
     on = _ramp(index, fault.start, fault.end, rise=30)
+    if fault.kind in CODE_FAULT_KINDS:
+        _inject_code(fault, index, on, base, delta, cmdb, rng)
+        return
+    if fault.kind in NETWORK_FAULT_KINDS:
+        _inject_network_delay(fault, index, on, base, delta, cmdb, rng)
+        return
     lat_factor = 0.0  # extra latency at the root, as a fraction of its p50
     err_add = 0.0
     if fault.kind == "cpu_hog":
@@ -205,19 +247,78 @@ def _inject(fault: Fault, index, base, delta, cmdb: Cmdb, rng) -> None:
         err_add = m * rng.uniform(0.02, 0.08)
         delta[root]["rate"] -= on * np.median(b["rate"]) * m * rng.uniform(0.05, 0.15)
     else:
-        raise ValueError(f"unknown fault kind {fault.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        known = FAULT_KINDS + CODE_FAULT_KINDS + NETWORK_FAULT_KINDS
+        raise ValueError(f"unknown fault kind {fault.kind!r}; known: {', '.join(known)}")
     lat_ms = lat_factor * np.median(b["lat_50"])
     for service, hop in _callers_by_hop(cmdb, root).items():
         if service not in base:
             continue
-        attenuation = 1.0 if hop == 0 else rng.uniform(0.35, 0.8) ** hop
+        if fault.amplify == 1.0:
+            attenuation = 1.0 if hop == 0 else rng.uniform(0.35, 0.8) ** hop
+        else:  # direct callers amplify the root's change; further hops attenuate from there
+            attenuation = 1.0 if hop == 0 else fault.amplify * rng.uniform(0.35, 0.8) ** (hop - 1)
         delay = pd.Timedelta(seconds=float(sum(rng.uniform(10, 40) for _ in range(hop))))
         shape = on if hop == 0 else _ramp(index, fault.start + delay, fault.end, rise=45)
         delta[service]["lat_50"] += shape * lat_ms * attenuation
         delta[service]["lat_99"] += shape * lat_ms * attenuation * rng.uniform(2.0, 3.5)
         delta[service]["error"] += shape * err_add * attenuation
         if hop > 0 and (lat_ms > 0 or err_add > 0):
-            delta[service]["cpu"] += shape * rng.uniform(0, 3) * attenuation  # callers wait, barely work
+            delta[service]["cpu"] += shape * rng.uniform(0, 3) * min(attenuation, 1.0)  # callers wait, barely work
+
+
+def _inject_code(fault: Fault, index, on, base, delta, cmdb: Cmdb, rng) -> None:
+    """A code fault: the service's cpu, mem and rate stay as they are; in half the cases its own latency
+    and errors do not move either (measured only at its callers), else they shift by 0.5–2 noise sigmas;
+    its direct callers see a strong change, further callers an attenuated one."""
+    root, m = fault.service, fault.magnitude
+    b = base[root]
+    p50 = float(np.median(b["lat_50"]))
+    if fault.kind == "code_latency":
+        lat_ms, err_add, own = m * rng.uniform(2.0, 6.0) * p50, 0.0, ("lat_50", "lat_99")
+    else:
+        err_add, own = m * rng.uniform(0.05, 0.2), ("error", "lat_50", "lat_99")
+        lat_ms = m * rng.uniform(0.0, 0.3) * p50
+    if rng.random() < 0.5:
+        for metric in own:
+            delta[root][metric] += on * rng.uniform(0.5, 2.0) * noise_sd(b[metric])
+    _to_callers(root, fault, index, base, delta, cmdb, rng, lat_ms=lat_ms, err_add=err_add, lead=1.0)
+
+
+def _inject_network_delay(fault: Fault, index, on, base, delta, cmdb: Cmdb, rng) -> None:
+    """Calls into ``fault.service`` slowed, from ``fault.caller`` or from every caller: each slowed caller's
+    latency rises (and reaches its own callers attenuated); the callee's latency, errors, cpu and mem do not
+    move, and its rate drops a little (its callers wait, so they send a little less)."""
+    callee, m = fault.service, fault.magnitude
+    callers = [c for c in cmdb.dependents(callee) if c in base]
+    if fault.caller is not None:
+        if fault.caller not in callers:
+            raise ValueError(f"{fault.caller!r} does not call {callee!r}; its callers: {', '.join(callers) or 'none'}")
+        callers = [fault.caller]
+    b = base[callee]
+    extra = max(5.0, m * rng.uniform(1.0, 4.0) * float(np.median(b["lat_50"])))
+    delta[callee]["rate"] -= on * rng.uniform(0.5, 1.5) * noise_sd(b["rate"])
+    for caller in callers:
+        delta[caller]["lat_50"] += on * extra
+        delta[caller]["lat_99"] += on * extra * rng.uniform(2.0, 3.5)
+        delta[caller]["cpu"] += on * rng.uniform(0, 3)
+        _to_callers(caller, fault, index, base, delta, cmdb, rng, lat_ms=extra, err_add=0.0,
+                    lead=rng.uniform(0.35, 0.8))
+
+
+def _to_callers(origin: str, fault: Fault, index, base, delta, cmdb: Cmdb, rng, *, lat_ms: float, err_add: float,
+                lead: float) -> None:
+    """Add ``lat_ms`` and ``err_add`` to the (transitive) callers of ``origin``: ``lead`` of it at the first hop,
+    attenuated by 0.35–0.8 per further hop, each hop 10–40 s later."""
+    for service, hop in _callers_by_hop(cmdb, origin).items():
+        if hop == 0 or service not in base:
+            continue
+        attenuation = lead * rng.uniform(0.35, 0.8) ** (hop - 1)
+        delay = pd.Timedelta(seconds=float(sum(rng.uniform(10, 40) for _ in range(hop))))
+        shape = _ramp(index, fault.start + delay, fault.end, rise=45)
+        delta[service]["lat_50"] += shape * lat_ms * attenuation
+        delta[service]["lat_99"] += shape * lat_ms * attenuation * rng.uniform(2.0, 3.5)
+        delta[service]["error"] += shape * err_add * attenuation
+        delta[service]["cpu"] += shape * rng.uniform(0, 3) * min(attenuation, 1.0)
 
 
 def random_case(seed: int, *, duration: str = "1h", step: str = "15s",

@@ -218,7 +218,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     import json
 
     from bizra_nb.cmdb import Cmdb
-    from bizra_nb.diagnose import diagnose
+    from bizra_nb.diagnose import diagnose, history_span
     from bizra_nb.errors import InvalidInput
     from bizra_nb.sources import open_source
 
@@ -226,6 +226,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise InvalidInput("give exactly one of --data PATH or --prometheus URL", field="data")
     if args.prometheus and (args.start is None or args.end is None):
         raise InvalidInput("--prometheus needs --start and --end", field="start")
+    try:
+        history = history_span(args.history)
+    except InvalidInput:
+        raise InvalidInput(f"--history must be a positive length such as 12h, 2d or 90min, got {args.history!r}",
+                           field="history") from None
+    if history is not None and args.start is None:
+        raise InvalidInput("--history needs --start: the history is the data before the window's --start",
+                           field="history")
     cmdb = Cmdb.load(args.cmdb) if args.cmdb else None
     services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else None
     if args.data:
@@ -233,14 +241,32 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     else:
         source = open_source(args.prometheus, token=args.token, tenant=args.tenant, timeout=args.timeout, cmdb=cmdb)
     diagnosis, fetched = diagnose(source, start=args.start, end=args.end, anomaly_start=args.anomaly_start,
-                                  services=services, cmdb=cmdb)
+                                  services=services, cmdb=cmdb, history=history)
     if args.format == "json":
         print(json.dumps(diagnosis.as_dict(), ensure_ascii=False))
         return 0
     import pandas as pd
 
-    detected = " (detected)" if diagnosis.anomaly_start_detected else ""
+    from bizra_nb.summaries import causes, confidence_lines, kind_words
+
+    detected = ""
+    if diagnosis.anomaly_start_detected:
+        sure = diagnosis.start_confidence
+        detected = " (detected" + (f", confidence {sure:.2f})" if sure is not None else ")")
     print(f"anomaly start: {diagnosis.anomaly_start.isoformat()}{detected}; end: {diagnosis.end.isoformat()}")
+    shown = causes(diagnosis)
+    confidence, helps = confidence_lines(diagnosis, reason=diagnosis.verdict != "nothing_to_blame")
+    if diagnosis.verdict == "nothing_to_blame":
+        print(f"verdict: nothing to blame: {diagnosis.confidence.get('reason') or 'no service changed'}")
+    elif shown:
+        print(f"verdict: root cause {shown[0].service} ({kind_words(shown[0])})")
+    else:
+        print("verdict: no candidate")
+    print(f"confidence: {confidence}")
+    if helps:
+        print(f"what would help: {helps}")
+    if diagnosis.verdict == "nothing_to_blame":
+        print("the services by deviation, none of them a cause:")
     with pd.option_context("display.max_colwidth", 120, "display.width", 200):
         table = diagnosis.table(args.top)
         print(table.reset_index().to_string(index=False, justify="left"))
@@ -341,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--start", metavar="TIME", help="window start (required with --prometheus)")
     diag.add_argument("--end", metavar="TIME", help="window end (required with --prometheus)")
     diag.add_argument("--anomaly-start", metavar="TIME", help="when the incident began; detected when omitted")
+    diag.add_argument("--history", metavar="DURATION",
+                      help="also fetch this much data before --start as history, e.g. 12h or 2d (needs --start): "
+                           "the window still begins at --start; with a day or more, each series is compared "
+                           "with its usual value at the same time of day (default: no history)")
     diag.add_argument("--services", metavar="A,B", help="only these services")
     diag.add_argument("--cmdb", metavar="PATH", help="CMDB file (YAML or JSON) for topology-aware ranking")
     diag.add_argument("--format", choices=("json", "table"), default="table", help="output format (default: table)")

@@ -1,14 +1,18 @@
 """Fetch an incident window from a metric source and rank its root causes: the call the CLI, server and notebooks share."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from bizra_nb.cmdb import Cmdb
+from bizra_nb.errors import InvalidInput
 from bizra_nb.rca import Diagnosis, rank_root_causes
 from bizra_nb.sources import Fetch, MetricSource, open_source, to_timestamp
+
+_DAYS = re.compile(r"(\d)\s*d(?![a-z])", re.I)  # "2d", "1d12h": days, as pandas wants them ("2D")
 
 
 def incident_window(incident: dict | None = None, *, start=None, end=None, lookback_minutes: float = 60,
@@ -38,8 +42,10 @@ def diagnose(
     anomaly_start=None,
     services: list[str] | None = None,
     cmdb: Cmdb | str | Path | None = None,
+    history=None,
 ) -> tuple[Diagnosis, Fetch]:
-    """Fetch ``[start, end]`` from ``source`` and rank every service as a root-cause candidate.
+    """Fetch ``[start, end]`` (and ``history`` before it) from ``source`` and rank every service as a
+    root-cause candidate.
 
     Parameters
     ----------
@@ -56,12 +62,23 @@ def diagnose(
     cmdb
         The dependency graph, a :class:`~bizra_nb.cmdb.Cmdb` or a CMDB file path as the
         notebooks' ``cmdb`` parameter; None or ``""``: rank without topology.
+    history
+        How much data before ``start`` to fetch as history: a Timedelta or a length such as ``"12h"`` or
+        ``"2d"`` (None: none). The examined window still begins at ``start``; with a day or more of history,
+        every series is compared with its usual value at the same time of day (a daily dip is no anomaly).
+        Needs ``start``.
 
     Returns
     -------
     (Diagnosis, Fetch)
         The diagnosis (``.ranking``, ``.table()``; its warnings include the data checks') and
-        the fetch (frame and exact queries) for plots and the report's appendix.
+        the fetch (frame and exact queries; with ``history``, the history too) for plots and the
+        report's appendix.
+
+    Raises
+    ------
+    InvalidInput
+        ``history`` not a positive length (field ``history``), or given without ``start``.
 
     Examples
     --------
@@ -73,7 +90,39 @@ def diagnose(
         cmdb = Cmdb.load(cmdb) if str(cmdb).strip() else None
     if isinstance(source, (str, Path)):
         source = open_source(source, cmdb=cmdb)
-    fetched = source.fetch(start=start, end=end, services=services)
-    diagnosis = rank_root_causes(fetched.frame, anomaly_start=anomaly_start, end=end, cmdb=cmdb)
+    span = history_span(history)
+    window_start = to_timestamp(start or None, name="start")
+    if span is not None and window_start is None:
+        raise InvalidInput("history needs start: the history is the data before the window's start",
+                           field="history")
+    fetch_from = window_start - span if span is not None else start
+    fetched = source.fetch(start=fetch_from, end=end, services=services)
+    diagnosis = rank_root_causes(fetched.frame, anomaly_start=anomaly_start, end=end, cmdb=cmdb,
+                                 start=window_start if span is not None else None)
     diagnosis.warnings = fetched.warnings + diagnosis.warnings
     return diagnosis, fetched
+
+
+def history_span(history) -> pd.Timedelta | None:
+    """``history`` (a Timedelta, a length such as ``"12h"`` or ``"2d"``, or seconds) as a positive Timedelta;
+    None and ``""`` stay None.
+
+    Raises
+    ------
+    InvalidInput
+        Anything else, naming the field ``history`` and the accepted form.
+    """
+    if history is None or (isinstance(history, str) and not history.strip()):
+        return None
+    try:
+        if isinstance(history, bool):
+            raise TypeError("a flag is no length")
+        if isinstance(history, (int, float)):
+            span = pd.Timedelta(seconds=history)
+        else:
+            span = pd.Timedelta(_DAYS.sub(r"\1D", history.strip()) if isinstance(history, str) else history)
+    except (ValueError, TypeError, OverflowError):
+        span = None
+    if span is None or pd.isna(span) or span <= pd.Timedelta(0):
+        raise InvalidInput(f"history must be a positive length such as 12h or 2d, got {history!r}", field="history")
+    return span

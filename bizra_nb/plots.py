@@ -9,34 +9,41 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from bizra_nb.cmdb import Cmdb
-from bizra_nb.rca import Diagnosis
+from bizra_nb.rca import Candidate, Diagnosis
+from bizra_nb.summaries import causes, kind_words
 from bizra_nb.units import shown_unit, unit_of
 
 OK, WARN, BAD, MUTED = "#2e7d32", "#ef6c00", "#c62828", "#9e9e9e"
 
 
 def ranking_bar(diagnosis: Diagnosis, k: int = 10) -> go.Figure:
-    """The root-cause candidates with evidence as horizontal bars, the strongest metric on each.
+    """The anomalous root-cause candidates as horizontal bars, the strongest metric (or what the evidence
+    points at) on each.
 
     Parameters
     ----------
     diagnosis
         From :func:`bizra_nb.diagnose.diagnose` or :func:`bizra_nb.rca.rank_root_causes`.
     k
-        At most this many bars. Services without evidence (never left their normal
-        range) get no bar: the title says how many there are.
+        At most this many bars. A candidate gets a bar when it is anomalous itself or blamed from its
+        callers' view (a dependency without metrics, a slowed call edge); services that stayed normal get
+        none: the title says how many there are.
 
     Returns
     -------
     plotly.graph_objects.Figure
-        Red: the most likely cause; orange: explained by an earlier anomalous dependency.
+        Red: the most likely cause; orange: explained by an earlier anomalous dependency. When the
+        verdict is "nothing to blame", no bar: the figure says so in a sentence.
     """
-    with_evidence = [c for c in diagnosis.ranking if c.evidence]
-    quiet = len(diagnosis.ranking) - len(with_evidence)
-    top = with_evidence[:k][::-1]
+    if diagnosis.verdict == "nothing_to_blame":
+        reason = (diagnosis.confidence or {}).get("reason") or "no service changed beyond its usual behaviour"
+        return _sentence_figure("Anomalous services", f"Nothing to blame: {reason}.")
+    shown = causes(diagnosis)
+    quiet = len(diagnosis.ranking) - len(shown)
+    top = shown[:k][::-1]
     fig = go.Figure(go.Bar(
         x=[c.score for c in top], y=[c.service for c in top], orientation="h",
-        text=[f"{c.metric} ({shown_unit(unit_of(c.metric)) or 'no unit'})" for c in top], textposition="auto",
+        text=[_bar_text(c) for c in top], textposition="auto",
         marker_color=[BAD if i == len(top) - 1 else (WARN if c.explained_by else MUTED) for i, c in enumerate(top)],
         hovertext=[c.explanation for c in top],
     ))
@@ -49,32 +56,77 @@ def ranking_bar(diagnosis: Diagnosis, k: int = 10) -> go.Figure:
     return fig
 
 
-def candidate_series(frame: pd.DataFrame, diagnosis: Diagnosis, k: int = 3) -> go.Figure:
-    """The strongest metric of each of the top ``k`` candidates with evidence over time, with units.
+def _bar_text(c: Candidate) -> str:
+    """The words on a bar: the strongest metric with its unit, or what the callers' view points at."""
+    if c.kind in ("no_metrics", "dependency_edge") or c.callers or c.metric in ("", "-"):
+        return kind_words(c)
+    return f"{c.metric} ({shown_unit(unit_of(c.metric)) or 'no unit'})"
 
-    The dashed line marks the anomaly start, the dotted one each candidate's onset.
+
+def _sentence_figure(title: str, sentence: str) -> go.Figure:
+    """A small empty figure that says one sentence (shown where bars or lines would be)."""
+    fig = go.Figure()
+    fig.add_annotation(text=sentence, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=14))
+    fig.update_layout(title=dict(text=title, font=dict(size=15)), height=160, autosize=True,
+                      xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(l=10, r=10, t=50, b=20))
+    return fig
+
+
+def candidate_series(frame: pd.DataFrame, diagnosis: Diagnosis, k: int = 3) -> go.Figure:
+    """The strongest metric of each of the top ``k`` anomalous candidates over time, with units.
+
+    The dashed line marks the anomaly start, the dotted one each candidate's onset. A candidate without
+    series of its own (no metrics: blamed from its callers) is shown by its callers' strongest metric; one
+    of which nothing is in ``frame`` gets a note instead of lines. With nothing to blame: the service that
+    deviated most, for a look.
     """
-    top = [c for c in diagnosis.ranking if c.evidence][:k] or diagnosis.ranking[:1]
+    top = causes(diagnosis)[:k] or diagnosis.ranking[:1]
+    plotted = [_series_of(frame, c, diagnosis) for c in top]
     fig = make_subplots(rows=max(1, len(top)), cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[f"{c.service}: {c.metric}" + (f" ({shown_unit(unit_of(c.metric))})" if unit_of(c.metric) else "")
-                                        for c in top])
-    for row, cand in enumerate(top, start=1):
-        column = f"{cand.service}_{cand.metric}"
-        unit = unit_of(cand.metric)
-        if column in frame:
+                        subplot_titles=[title for title, _ in plotted] or [""])
+    for row, (cand, (_, lines)) in enumerate(zip(top, plotted), start=1):
+        unit = ""
+        for n, (column, metric) in enumerate(lines):
+            unit = unit_of(metric)
             values = frame[column] * (100 if unit == "ratio" else 1)
+            colour = BAD if row == 1 and n == 0 else ("#1565c0" if n == 0 else MUTED)
             fig.add_trace(go.Scatter(x=frame.index, y=values, mode="lines", name=column,
-                                     line=dict(color=BAD if row == 1 else "#1565c0")), row=row, col=1)
+                                     line=dict(color=colour)), row=row, col=1)
+        if lines:
             fig.update_yaxes(title_text=shown_unit(unit), row=row, col=1)
+        else:
+            fig.add_annotation(text="no series of it or its callers in the data", x=0.5, y=0.5, showarrow=False,
+                               xref=f"x{row if row > 1 else ''} domain", yref=f"y{row if row > 1 else ''} domain")
         if cand.onset is not None:
             fig.add_vline(x=cand.onset, line=dict(color=WARN, dash="dot"), row=row, col=1)
         fig.add_vline(x=diagnosis.anomaly_start, line=dict(color=BAD, dash="dash"), row=row, col=1)
-    fig.update_layout(title=dict(text="Top candidates over time<br><sup>dashed: anomaly start, dotted: onset</sup>",
+    heading = "Top candidates over time" if causes(diagnosis) else \
+        "The strongest deviation over time (nothing to blame)"
+    fig.update_layout(title=dict(text=f"{heading}<br><sup>dashed: anomaly start, dotted: onset</sup>",
                                  font=dict(size=15)),
                       showlegend=False, height=220 * max(1, len(top)) + 60, margin=dict(l=10, r=10, t=80, b=40),
                       autosize=True)
     fig.update_yaxes(automargin=True)
     return fig
+
+
+def _series_of(frame: pd.DataFrame, cand: Candidate, diagnosis: Diagnosis) -> tuple[str, list[tuple[str, str]]]:
+    """A subplot's title and its lines ``(column, metric)``: the candidate's strongest metric, or, without
+    series of its own, each caller's strongest metric."""
+    own = f"{cand.service}_{cand.metric}"
+    if cand.metric not in ("", "-") and own in frame:
+        unit = unit_of(cand.metric)
+        return cand.service + f": {cand.metric}" + (f" ({shown_unit(unit)})" if unit else ""), [(own, cand.metric)]
+    by_id = {c.service: c for c in diagnosis.ranking}
+    callers = [name for name in cand.callers if name in by_id and f"{name}_{by_id[name].metric}" in frame]
+    lines = [(f"{name}_{by_id[name].metric}", by_id[name].metric) for name in callers]
+    if not lines:
+        return f"{cand.service}: {kind_words(cand)}", []
+    metrics = ", ".join(f"{name} {metric}" for name, (_, metric) in zip(callers, lines))
+    unit = unit_of(lines[0][1])
+    what = "no metrics of its own" if cand.kind == "no_metrics" else "blamed from its callers"
+    return f"{cand.service}: {what}, its callers' {metrics}" + (f" ({shown_unit(unit)})" if unit else ""), lines
 
 
 def _layers(cmdb: Cmdb, nodes: list[str]) -> dict[str, int]:

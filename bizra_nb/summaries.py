@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pandas as pd
 
 from bizra_nb.markup import md, md_code
-from bizra_nb.rca import Diagnosis
+from bizra_nb.rca import Candidate, Diagnosis
 from bizra_nb.tables import PeopleTable, for_people, format_value
 from bizra_nb.units import unit_of
 
@@ -21,12 +22,81 @@ def _when(ts) -> str:
         return md(ts, limit=40)  # not a time: shown as given, inert
 
 
+def kind_words(candidate: Candidate, name: Callable[[str], str] = str) -> str:
+    """What a candidate's evidence points at, in words (``name`` renders each service name, e.g. ``md_code``).
+
+    Parameters
+    ----------
+    candidate
+        A ranked candidate (its ``kind``, ``edge`` and ``callers``).
+    name
+        Applied to every service name: ``str`` for terminals, :func:`bizra_nb.markup.md_code` for Markdown.
+
+    Returns
+    -------
+    str
+        E.g. "no metrics of its own — blamed from its callers checkout, payment" or
+        "calls from checkout to payment slowed".
+
+    Examples
+    --------
+    >>> from bizra_nb.rca import Candidate
+    >>> kind_words(Candidate("payments-db", 9.0, "-", None, kind="no_metrics", callers=["payment"]))
+    'no metrics of its own — blamed from its callers payment'
+    """
+    callers = ", ".join(name(c) for c in candidate.callers)
+    if candidate.kind == "no_metrics":
+        return f"no metrics of its own — blamed from its callers {callers}" if callers else "no metrics of its own"
+    if candidate.kind == "dependency_edge":
+        if candidate.edge is not None:
+            return f"calls from {name(candidate.edge[0])} to {name(candidate.edge[1])} slowed"
+        return f"calls into it slowed — blamed from its callers {callers}" if callers else "calls into it slowed"
+    if candidate.callers:
+        return f"its own metrics barely moved — blamed from its callers {callers} (its code or network)"
+    if candidate.kind == "code":
+        return "its own latency or errors"
+    return "its own metrics"
+
+
+def confidence_lines(diagnosis: Diagnosis, *, reason: bool = True) -> tuple[str, str]:
+    """The confidence as one line, "high (0.91) — reason", and the advice as one line ("" when high or none).
+
+    ``reason=False``: without the reason (when the verdict already says it).
+    """
+    conf = diagnosis.confidence or {}
+    level = str(conf.get("level") or "low")
+    score = conf.get("score")
+    line = level + (f" ({float(score):.2f})" if isinstance(score, (int, float)) else "")
+    if reason and conf.get("reason"):
+        line += f" — {conf['reason']}"
+    advice = [str(a) for a in conf.get("advice") or []]
+    helps = "; ".join(advice) if level != "high" and advice else ""
+    return line, helps
+
+
+def causes(diagnosis: Diagnosis) -> list[Candidate]:
+    """The candidates worth showing, best first: the anomalous ones (own evidence or blamed from their
+    callers); none when the verdict is "nothing to blame"."""
+    if diagnosis.verdict == "nothing_to_blame":
+        return []
+    return [c for c in diagnosis.ranking if c.anomalous]
+
+
 def incident_summary(diagnosis: Diagnosis, incident: dict | None = None, *, symptom_service: str = "") -> str:
-    """The diagnosis report's opening paragraphs (Markdown); every untrusted value is escaped."""
+    """The diagnosis report's opening paragraphs (Markdown); every untrusted value is escaped.
+
+    The verdict comes first when there is nothing to blame; otherwise the most likely root cause (named with
+    what its evidence points at), the confidence and, when it is not high, what would help.
+    """
     incident = incident or {}
-    top = diagnosis.ranking[0] if diagnosis.ranking else None
+    shown = causes(diagnosis)
+    top = shown[0] if shown else None
     title = incident.get("title") or (f"symptoms at {symptom_service}" if symptom_service else "incident window")
     lines = [f"### {md(title, limit=200)}"]
+    confidence, helps = confidence_lines(diagnosis, reason=diagnosis.verdict != "nothing_to_blame")
+    if diagnosis.verdict == "nothing_to_blame":
+        reason = (diagnosis.confidence or {}).get("reason") or "no service changed beyond its usual behaviour"
+        lines.append(f"**Nothing to blame:** {md(reason)}.")
     if incident.get("severity"):
         lines.append(f"**Severity {md(incident['severity'])}**, status *{md(incident.get('status', 'open'))}*, "
                      f"opened {_when(incident.get('opened_at'))}.")
@@ -34,25 +104,33 @@ def incident_summary(diagnosis: Diagnosis, incident: dict | None = None, *, symp
     if isinstance(annotations, dict) and annotations.get("description"):
         lines.append(f"> {md(annotations['description'], limit=500)}")
     if isinstance(labels, dict) and labels:
-        shown = [md_code(f"{k}={v}", limit=120) for k, v in list(labels.items())[:12]]
-        lines.append("Alert labels: " + ", ".join(shown) + ("…" if len(labels) > 12 else "") + ".")
+        listed = [md_code(f"{k}={v}", limit=120) for k, v in list(labels.items())[:12]]
+        lines.append("Alert labels: " + ", ".join(listed) + ("…" if len(labels) > 12 else "") + ".")
     alerting = symptom_service or incident.get("symptom_service") or incident.get("service") or ""
     started = "detected" if diagnosis.anomaly_start_detected else "given"
-    lines.append(f"The anomaly began at **{_when(diagnosis.anomaly_start)}** ({started}); the window ends "
-                 f"{_when(diagnosis.end)}.")
+    if diagnosis.anomaly_start_detected and diagnosis.start_confidence is not None:
+        started += f" with confidence {diagnosis.start_confidence:.2f}"
+    if diagnosis.verdict == "nothing_to_blame" and diagnosis.anomaly_start_detected:
+        lines.append(f"No common start of an anomaly was found; the window ends {_when(diagnosis.end)}.")
+    else:
+        lines.append(f"The anomaly began at **{_when(diagnosis.anomaly_start)}** ({started}); the window ends "
+                     f"{_when(diagnosis.end)}.")
     if alerting:
         lines.append(f"The alert came from {md_code(alerting)}.")
-    if top is not None and top.evidence:
-        lines.append(f"**Most likely root cause: {md_code(top.service)}.** {md(top.explanation)}")
+    if top is not None:
+        lines.append(f"**Most likely root cause: {md_code(top.service)}** ({kind_words(top, md_code)}). "
+                     f"{md(top.explanation)}")
+    lines.append(f"**Confidence: {md(confidence)}**" + (f". What would help: {md(helps)}." if helps else ""))
+    if top is not None:
         if top.path and len(top.path) > 1:
             reached = " → ".join(md_code(n) for n in top.path)
             alert_note = "" if not alerting or alerting in top.path else \
                 f" (the alerting {md_code(alerting)} is not on it: check its own metrics)"
             lines.append(f"It propagated along the dependencies: {reached}{alert_note}.")
-        others = [c.service for c in diagnosis.ranking[1:] if c.evidence]  # all: they agree with the quiet ones
+        others = [c.service for c in shown[1:]]  # all: they agree with the quiet ones
         if others:
             lines.append(f"Also anomalous: {', '.join(md_code(o) for o in others)}.")
-    else:
+    elif diagnosis.verdict != "nothing_to_blame":
         lines.append("No service left its normal range in this window: nothing to blame yet.")
     lines.append(quiet_services(diagnosis))
     if diagnosis.warnings:
@@ -61,27 +139,85 @@ def incident_summary(diagnosis: Diagnosis, incident: dict | None = None, *, symp
 
 
 def quiet_services(diagnosis: Diagnosis) -> str:
-    """One line naming the services that stayed within their normal range (no evidence, no bar)."""
-    quiet = sorted(c.service for c in diagnosis.ranking if not c.evidence)
-    if not quiet:
-        return ""
-    names = ", ".join(md_code(q) for q in quiet[:12]) + (f" and {len(quiet) - 12} more" if len(quiet) > 12 else "")
-    return f"{len(quiet)} other service(s) stayed within their normal range: {names}."
+    """One line naming the services that stayed within their normal range (not anomalous, not blamed: no bar);
+    with nothing to blame, one more naming those that moved all the same (a traffic surge)."""
+    moved = [c.service for c in diagnosis.ranking if c.anomalous]
+    quiet = sorted(c.service for c in diagnosis.ranking if not c.anomalous)
+    lines = []
+    if moved and diagnosis.verdict == "nothing_to_blame":
+        lines.append(f"Moved, but none is to blame on its own: {_names(moved)}.")
+    if quiet and not moved:
+        lines.append(f"All {len(quiet)} service(s) stayed within their usual range: {_names(quiet)}.")
+    elif quiet:
+        lines.append(f"{len(quiet)} other service(s) stayed within their normal range: {_names(quiet)}.")
+    return "\n\n".join(lines)
+
+
+def _names(services: list[str], limit: int = 12) -> str:
+    more = f" and {len(services) - limit} more" if len(services) > limit else ""
+    return ", ".join(md_code(s) for s in services[:limit]) + more
+
+
+def incident_record(diagnosis: Diagnosis, *, incident_id: int | None = None, k: int = 3) -> dict:
+    """The diagnosis report's ``summary.json`` values (:func:`bizra_nb.notebook.record`).
+
+    ``headline``, ``incident_id``, ``anomaly_start`` (ISO-8601), ``anomaly_start_detected``,
+    ``anomaly_start_confidence``, ``verdict``, ``confidence`` (level, score, reason, advice),
+    ``top_causes`` (up to ``k`` candidates as in ``diagnose --format json``, each with its ``kind``, two
+    pieces of evidence at most; none when there is nothing to blame) and ``warnings``.
+    """
+    shown = causes(diagnosis)[:k]
+    top = shown[0] if shown else None
+    if top is None:
+        headline = "nothing to blame" if diagnosis.verdict == "nothing_to_blame" else "no candidate"
+    elif top.kind == "no_metrics" or top.metric in ("", "-"):
+        headline = f"{top.service} ({kind_words(top)})"
+    elif top.kind == "dependency_edge" and top.edge is not None:
+        headline = f"{top.service} ({kind_words(top)})"
+    else:
+        headline = f"{top.service} ({top.metric})"
+    return {
+        "headline": headline,
+        "incident_id": incident_id or None,
+        "anomaly_start": diagnosis.anomaly_start.isoformat(),
+        "anomaly_start_detected": diagnosis.anomaly_start_detected,
+        "anomaly_start_confidence": diagnosis.start_confidence,
+        "verdict": diagnosis.verdict,
+        "confidence": dict(diagnosis.confidence or {}),
+        "top_causes": [c.as_dict() | {"evidence": c.as_dict()["evidence"][:2]} for c in shown],
+        "warnings": list(diagnosis.warnings),
+    }
 
 
 def ranking_table(diagnosis: Diagnosis, k: int = 10) -> PeopleTable:
-    """The candidates with evidence as a table for people: rank, service, deviation, metric (with unit), onset,
-    the full explanation."""
-    rows = [{"rank": n, "service": c.service, "score": c.score,
-             "metric": c.metric + (f" ({unit_of(c.metric) if unit_of(c.metric) != 'ratio' else '%'})"
-                                   if unit_of(c.metric) else ""),
-             "onset": c.onset, "explained_by": c.explained_by or "", "explanation": c.explanation}
-            for n, c in enumerate([c for c in diagnosis.ranking if c.evidence][:k], 1)]
-    frame = pd.DataFrame(rows, columns=["rank", "service", "score", "metric", "onset", "explained_by", "explanation"])
-    return for_people(frame, {"rank": ("#", "int"), "service": "Service", "score": ("Deviation (× spread)", "number"),
-                              "metric": "Strongest metric", "onset": ("Onset", "time"),
-                              "explained_by": "Explained by", "explanation": "Explanation"},
-                      empty="No service left its normal range.")
+    """The anomalous candidates (own evidence, or blamed from their callers) as a table for people: rank,
+    service, what the evidence points at, deviation, metric (with unit), onset, the full explanation.
+    No row when the verdict is "nothing to blame": the table says so."""
+    rows = [{"rank": n, "service": c.service, "kind": kind_words(c), "score": c.score,
+             "metric": _metric_words(c), "onset": c.onset, "explained_by": c.explained_by or "",
+             "explanation": c.explanation}
+            for n, c in enumerate(causes(diagnosis)[:k], 1)]
+    frame = pd.DataFrame(rows, columns=["rank", "service", "kind", "score", "metric", "onset", "explained_by",
+                                        "explanation"])
+    if diagnosis.verdict == "nothing_to_blame":
+        reason = (diagnosis.confidence or {}).get("reason") or "no service changed beyond its usual behaviour"
+        empty = f"No candidate: nothing to blame — {reason}."
+    else:
+        empty = "No candidate: no service left its normal range."
+    return for_people(frame, {"rank": ("#", "int"), "service": "Service", "kind": "Evidence",
+                              "score": ("Deviation (× spread)", "number"), "metric": "Strongest metric",
+                              "onset": ("Onset", "time"), "explained_by": "Explained by",
+                              "explanation": "Explanation"},
+                      empty=empty)
+
+
+def _metric_words(c: Candidate) -> str:
+    if c.kind == "no_metrics":
+        return "– (no metrics)"
+    if c.metric in ("", "-"):
+        return "–"
+    unit = unit_of(c.metric)
+    return c.metric + (f" ({unit if unit != 'ratio' else '%'})" if unit else "")
 
 
 def checks_table(checks: list[dict]) -> PeopleTable:

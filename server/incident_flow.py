@@ -26,10 +26,25 @@ def incident_event(incident: dict, action: str) -> dict:
     keep = ("id", "title", "severity", "status", "service", "source", "opened_at", "acknowledged_at",
             "resolved_at", "report_url")
     data = {k: incident.get(k) for k in keep}
-    top = (incident.get("diagnosis") or {}).get("ranking", [])[:1]
+    diagnosis = incident.get("diagnosis") or {}
+    top = top_causes(diagnosis)[:1]
     data["top_cause"] = top[0]["service"] if top else None
+    data["top_cause_kind"] = top[0].get("kind") if top else None
+    data["verdict"] = diagnosis.get("verdict")
+    data["confidence"] = (diagnosis.get("confidence") or {}).get("level")
     data["action"] = action
     return data
+
+
+def top_causes(doc: dict, k: int = 3) -> list[dict]:
+    """The first ``k`` causes of a ``diagnose --format json`` document, each ``service, score, metric,
+    explanation, kind`` (and ``callers``/``edge`` when blamed from its callers): anomalous candidates only
+    (own evidence or callers), none when the verdict is "nothing to blame"."""
+    if doc.get("verdict") == "nothing_to_blame":
+        return []
+    keep = ("service", "score", "metric", "explanation", "kind", "callers", "edge")
+    shown = [c for c in doc.get("ranking") or [] if c.get("evidence") or c.get("callers")]
+    return [{k: c[k] for k in keep if k in c} for c in shown[:k]]
 
 
 class IncidentFlow:
@@ -100,7 +115,9 @@ class IncidentFlow:
         services.hub.publish("rca", {
             "incident_id": incident_id,
             "anomaly_start": doc["anomaly_start"],
-            "top_causes": [{k: c[k] for k in ("service", "score", "metric", "explanation")} for c in doc["ranking"][:3]],
+            "verdict": doc.get("verdict"),
+            "confidence": doc.get("confidence"),
+            "top_causes": top_causes(doc),
             "report_url": incident.get("report_url"),
             "evidence_url": f"/rca/incidents/{incident_id}/evidence",
         })
@@ -175,5 +192,7 @@ class IncidentFlow:
                 "incident_id": incident["id"], "run_id": run["id"], "status": run["status"],
                 "report_url": data["links"]["html"],
                 "top_causes": (run.get("summary") or {}).get("top_causes", [])[:3],
+                "verdict": (run.get("summary") or {}).get("verdict"),
+                "confidence": (run.get("summary") or {}).get("confidence"),
             })
             services.hub.publish_threadsafe("incident", incident_event(incident, "report"))

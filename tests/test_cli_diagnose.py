@@ -44,7 +44,9 @@ def test_given_start_in_iso_and_unix(fleet_dir):
 def test_table_output(fleet_dir):
     result = run("diagnose", "--data", str(fleet_dir / "metrics.csv"), "--top", "3")
     assert result.returncode == 0
-    assert "anomaly start" in result.stdout and "payment" in result.stdout.splitlines()[2]
+    lines = result.stdout.splitlines()
+    header = next(n for n, line in enumerate(lines) if line.lstrip().startswith("rank"))  # after verdict, confidence
+    assert "anomaly start" in lines[0] and "payment" in lines[header + 1]
 
 
 def test_long_parquet_data(tmp_path):

@@ -44,8 +44,10 @@ def test_incident_diagnosis(runner, fleet):
     summary = run["summary"]
     assert summary["top_causes"][0]["service"] == "catalog-db"
     assert summary["anomaly_start_detected"] is True
+    assert summary["verdict"] == "root_cause" and summary["confidence"]["level"] in ("high", "medium", "low")
+    assert "anomaly_start_confidence" in summary and summary["top_causes"][0]["kind"] in ("resource", "code")
     html = (Path(run["folder"]) / "report.html").read_text()
-    assert "Most likely root cause" in html and "Severity P1" in html
+    assert "Most likely root cause" in html and "Severity P1" in html and "Confidence: " in html
     assert html.index("Most likely root cause") < html.index("Ranked root causes")  # summary first
     assert html.count('class="plotly-graph-div"') == 3 and "Queries used" in html and "Data checks" in html
     assert len(html) < 6 * 1024 * 1024

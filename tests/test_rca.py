@@ -1,6 +1,8 @@
 """The RCA engine on demo-fleet cases with known truth, and its edge cases."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from bizra_nb.errors import InvalidInput
 from bizra_nb.evaluation import evaluate
 from bizra_nb.fleet import Fault, generate, random_case
-from bizra_nb.rca import detect_anomaly_start, metric_direction, rank_root_causes
+from bizra_nb.rca import detect_anomaly_start, detect_start, metric_direction, rank_root_causes
 
 
 def case_with(service: str, kind: str, seed: int = 5):
@@ -97,10 +99,10 @@ def test_bad_inputs():
         rank_root_causes(data.metrics, anomaly_start="2020-01-01")
     with pytest.raises(InvalidInput, match="before end"):
         rank_root_causes(data.metrics, anomaly_start=fault.start, end=fault.start - pd.Timedelta("1min"))
-    with pytest.raises(InvalidInput, match="points of normal data"):
-        rank_root_causes(data.metrics, anomaly_start=data.metrics.index[3])
+    with pytest.raises(InvalidInput, match="leaves 2 points of normal data before it; at least 3 are needed"):
+        rank_root_causes(data.metrics, anomaly_start=data.metrics.index[2])
     with pytest.raises(InvalidInput, match="not enough data"):
-        rank_root_causes(data.metrics.iloc[:5])
+        rank_root_causes(data.metrics.iloc[:3])
 
 
 def test_detects_the_start_of_a_latency_fault():
@@ -149,3 +151,169 @@ def test_a_dependency_anomalous_earlier_is_promoted_over_its_caller():
     assert diagnosis.top(2) == ["c", "a"]
     assert by_service["a"].explained_by == "c" and by_service["a"].score < by_service["c"].score
     assert diagnosis.ranking[0].path[0] == "c"
+
+
+# -- hard cases (issue 13): short history, callers' view, detection, rhythm, verdict, confidence -------------
+
+
+def synthetic(series: dict[str, float], *, n: int = 240, seed: int = 2) -> pd.DataFrame:
+    """Flat noisy series (noise 1) at the given levels, 15 s apart."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2026-10-01", periods=n, freq="15s", tz="UTC")
+    return pd.DataFrame({name: level + rng.normal(0, 1, n) for name, level in series.items()}, index=index)
+
+
+def graph(*edges: tuple[str, str], unmonitored: tuple[str, ...] = ()):
+    from bizra_nb.cmdb import Cmdb
+
+    names = sorted({s for edge in edges for s in edge} | set(unmonitored))
+    return Cmdb.from_dict({"items": [{"id": s, "kind": "service"} for s in names],
+                           "relations": [{"source": a, "target": b} for a, b in edges]})
+
+
+def test_three_normal_points_are_enough_and_the_warning_says_how_few():
+    data, fault = case_with("payment", "cpu_hog")
+    at = data.metrics.index.get_loc(fault.start)
+    diagnosis = rank_root_causes(data.metrics.iloc[at - 3:], anomaly_start=fault.start, cmdb=data.cmdb)
+    assert diagnosis.top(1) == ["payment"]
+    assert any("only 3 normal points" in w for w in diagnosis.warnings)
+    assert diagnosis.confidence["level"] != "high"
+    assert any("starts earlier" in a for a in diagnosis.confidence["advice"])
+
+
+def test_a_database_without_metrics_is_blamed_from_its_callers_view():
+    data, fault = case_with("payments-db", "error_burst", seed=6)
+    frame = data.metrics[[c for c in data.metrics.columns if not c.startswith("payments-db_")]]
+    diagnosis = rank_root_causes(frame, anomaly_start=fault.start, cmdb=data.cmdb)
+    top = diagnosis.ranking[0]
+    assert (top.service, top.kind, top.callers) == ("payments-db", "no_metrics", ["payment"])
+    assert top.explanation.startswith("payments-db: reports no metrics, but its callers payment")
+    by_service = {c.service: c for c in diagnosis.ranking}
+    assert by_service["payment"].explained_by == "payments-db"
+    doc = diagnosis.as_dict()["ranking"][0]
+    assert doc["kind"] == "no_metrics" and doc["callers"] == ["payment"]
+    # without a CMDB nothing says payment calls a database: payment itself is blamed, as before
+    assert rank_root_causes(frame, anomaly_start=fault.start).top(1) == ["payment"]
+
+
+def test_a_quiet_dependency_with_a_weak_steady_change_is_the_code_fault_its_caller_shows():
+    frame = synthetic({"a_latency": 20, "b_latency": 10, "b_cpu": 30})
+    frame.iloc[160:, 0] += 40  # the caller: anomalous
+    frame.iloc[160:, 1] += 1.5  # the dependency: 1.5 noise units, far below "anomalous", but steady
+    cmdb = graph(("a", "b"))
+    diagnosis = rank_root_causes(frame, anomaly_start=frame.index[160], cmdb=cmdb)
+    assert diagnosis.top(2) == ["b", "a"]
+    assert (diagnosis.ranking[0].kind, diagnosis.ranking[0].callers) == ("code", ["a"])
+    # no change at the dependency: a fault in a and one in b look the same; the one that shows it keeps the blame
+    frame.iloc[160:, 1] -= 1.5
+    assert rank_root_causes(frame, anomaly_start=frame.index[160], cmdb=cmdb).top(1) == ["a"]
+
+
+def test_a_dependency_whose_traffic_dips_as_its_caller_slows_is_a_slow_edge():
+    frame = synthetic({"a_latency": 20, "b_latency": 10, "b_rate": 100})
+    frame.iloc[160:, 0] += 40
+    frame.iloc[160:, 2] -= 2.0  # b receives a little less: its caller waits
+    diagnosis = rank_root_causes(frame, anomaly_start=frame.index[160], cmdb=graph(("a", "b")))
+    top = diagnosis.ranking[0]
+    assert (top.service, top.kind, top.edge) == ("b", "dependency_edge", ("a", "b"))
+    assert "calls from a to b slowed" in top.explanation
+    assert diagnosis.as_dict()["ranking"][0]["edge"] == {"caller": "a", "callee": "b"}
+
+
+def test_a_quiet_service_two_callers_point_at_together_is_the_common_cause():
+    frame = synthetic({"a_latency": 20, "b_latency": 20, "c_latency": 10})
+    cmdb = graph(("a", "c"), ("b", "c"))
+    frame.iloc[160:, 0] += 40
+    frame.iloc[161:, 1] += 30
+    diagnosis = rank_root_causes(frame, anomaly_start=frame.index[160], cmdb=cmdb)
+    assert diagnosis.top(1) == ["c"] and diagnosis.ranking[0].callers == ["a", "b"]
+    # callers that turned anomalous ten minutes apart do not point at one cause
+    apart = synthetic({"a_latency": 20, "b_latency": 20, "c_latency": 10})
+    apart.iloc[140:, 0] += 40
+    apart.iloc[180:, 1] += 30
+    assert rank_root_causes(apart, anomaly_start=apart.index[140], cmdb=cmdb).top(1) == ["a"]
+
+
+def test_the_start_is_found_after_unrelated_level_shifts_in_many_series():
+    """Many series step in random directions 20 minutes before the fault (data recorded in another
+    period): the start is the fault's, and those series are compared with their new level."""
+    data, fault = case_with("payment", "cpu_hog")
+    frame = data.metrics.copy()
+    rng = np.random.default_rng(3)
+    shifted = [c for c in frame.columns if not c.startswith("payment_")][::3]
+    at = fault.start - pd.Timedelta("20min")
+    for column in shifted:
+        noise = frame[column].diff().abs().median()
+        frame.loc[at:, column] += rng.choice([-1, 1]) * rng.uniform(8, 15) * noise
+    found = rank_root_causes(frame, cmdb=data.cmdb)
+    assert abs((found.anomaly_start - fault.start).total_seconds()) <= 60
+    assert found.top(1) == ["payment"]
+    given = rank_root_causes(frame, anomaly_start=fault.start, cmdb=data.cmdb)
+    assert given.top(1) == ["payment"]
+    assert not {c.service for c in given.ranking if c.evidence} - {"payment", "checkout", "api-gateway", "frontend"}
+
+
+def test_a_slow_ramp_is_dated_from_where_it_began_and_a_lone_noisy_series_does_not_move_the_start():
+    frame = synthetic({"a_mem": 100, "a_latency": 20, "b_latency": 20, "c_cpu": 30})
+    ramp = np.clip(np.arange(240) - 150, 0, None) * 0.8  # from row 150, rising for the rest of the window
+    frame["a_mem"] += ramp
+    frame["a_latency"] += ramp * 0.5
+    frame.iloc[60:63, 3] += 30  # one noisy series: a short burst long before
+    start, confidence = detect_start(frame)
+    assert frame.index[146] <= start <= frame.index[160]  # within 2.5 minutes of where the ramp began
+    assert 0 <= confidence <= 1
+
+
+def month_of(fault=None, seed: int = 2):
+    start = pd.Timestamp("2026-10-01", tz="UTC")
+    faults = [fault] if fault is not None else []
+    return generate(start=start, duration="14D", step="1min", faults=faults, seed=seed)
+
+
+@pytest.mark.parametrize("hour", [3, 9, 15, 21])
+def test_the_daily_rhythm_alone_is_nothing_to_blame(hour):
+    data = month_of()
+    end = data.metrics.index[0] + pd.Timedelta(days=13, hours=hour)
+    with_history = rank_root_causes(data.metrics.loc[:end], start=end - pd.Timedelta("2h"), cmdb=data.cmdb)
+    assert with_history.verdict == "nothing_to_blame"
+    assert any("same time of day" in w for w in with_history.warnings)
+    window_only = rank_root_causes(data.metrics.loc[end - pd.Timedelta("6h"):end], cmdb=data.cmdb)
+    assert window_only.verdict == "nothing_to_blame", window_only.ranking[0].explanation
+    assert with_history.confidence["reason"].startswith("no series changed abruptly")
+    assert sorted(c.service for c in with_history.ranking) == sorted({c.split("_")[0] for c in data.metrics.columns})
+
+
+def test_a_fault_in_a_window_after_two_weeks_of_history_is_found_against_the_time_of_day():
+    begin = pd.Timestamp("2026-10-01", tz="UTC")
+    fault = Fault("cart", "error_burst", begin + pd.Timedelta(days=13, hours=18, minutes=10))
+    data = month_of(fault)
+    end = fault.start + pd.Timedelta("40min")
+    diagnosis = rank_root_causes(data.metrics.loc[:end], start=end - pd.Timedelta("2h"), cmdb=data.cmdb)
+    assert diagnosis.verdict == "root_cause" and diagnosis.top(1) == ["cart"]
+    assert abs((diagnosis.anomaly_start - fault.start).total_seconds()) <= 120
+    assert diagnosis.start_confidence is not None and diagnosis.anomaly_start_detected
+
+
+def test_a_traffic_surge_is_load_not_a_fault():
+    data, _ = case_with("payment", "cpu_hog")
+    frame = generate(start=data.metrics.index[0], duration="1h", seed=5).metrics
+    surge = frame.index[160:]
+    for column in frame.columns:
+        if column.endswith("_rate"):
+            frame.loc[surge, column] *= 2.0
+        elif column.endswith(("_lat_50", "_lat_99")):
+            frame.loc[surge, column] *= 1.3
+    diagnosis = rank_root_causes(frame, cmdb=data.cmdb)
+    assert diagnosis.verdict == "nothing_to_blame"
+    assert re.match(r"traffic rose 2\.\dx at 15 of 15 services at once", diagnosis.confidence["reason"])
+
+
+def test_confidence_is_high_for_a_clear_fault_and_lower_for_indirect_evidence():
+    data, fault = case_with("payment", "cpu_hog")
+    clear = rank_root_causes(data.metrics, anomaly_start=fault.start, cmdb=data.cmdb)
+    assert clear.verdict == "root_cause" and clear.confidence["level"] == "high"
+    assert set(clear.confidence) == {"level", "score", "reason", "advice"} and 0 < clear.confidence["score"] <= 1
+    assert clear.as_dict()["confidence"] == clear.confidence and clear.as_dict()["verdict"] == "root_cause"
+    assert clear.as_dict()["anomaly_start_confidence"] is None
+    no_cmdb = rank_root_causes(data.metrics, anomaly_start=fault.start)
+    assert any("CMDB" in a for a in no_cmdb.confidence["advice"]) and no_cmdb.confidence["score"] < clear.confidence["score"]

@@ -312,9 +312,14 @@ async function refreshIncident(id) {
   } catch (error) { /* gone or not allowed: the next refresh settles it */ }
 }
 
-function topCause(incident) {
-  const ranking = (incident.diagnosis && incident.diagnosis.ranking) || [];
-  return ranking.length ? ranking[0].service : null;
+function topCause(incident) {  // the suspected cause and the diagnosis' confidence; "nothing to blame" names none
+  const diagnosis = incident.diagnosis || {};
+  if (diagnosis.verdict === "nothing_to_blame") return "";
+  const ranking = diagnosis.ranking || [];
+  if (!ranking.length) return null;
+  const level = diagnosis.confidence && diagnosis.confidence.level;
+  return `suspected cause <strong>${escapeHtml(ranking[0].service)}</strong>` +
+    (level ? ` (confidence ${escapeHtml(level)})` : "");
 }
 
 function runbook(value) {
@@ -351,7 +356,7 @@ function renderIncidents() {
     return `<li data-incident="${i.id}">
       <div><span class="sev ${escapeHtml(i.severity)}">${escapeHtml(i.severity)}</span>
       <span class="incident-title">${escapeHtml(i.title)}</span></div>
-      <div><strong class="age">open for ${age(i.opened_at)}</strong> <span class="muted">(since ${since(i.opened_at * 1000)}), ${escapeHtml(i.status)}${cause ? `; suspected cause <strong>${escapeHtml(cause)}</strong>` : ""}; ${report}</span></div>
+      <div><strong class="age">open for ${age(i.opened_at)}</strong> <span class="muted">(since ${since(i.opened_at * 1000)}), ${escapeHtml(i.status)}${cause ? `; ${cause}` : cause === "" ? "; nothing to blame" : ""}; ${report}</span></div>
       ${alertLines(i)}
       <div class="actions">${ack}<button type="button" data-action="resolved" data-id="${i.id}" ${disabled}${title}>Resolve</button></div>
       <p class="error action-error" role="alert">${escapeHtml(error)}</p>
@@ -414,8 +419,9 @@ function renderRuns() {
 function anomalous() {
   const services = new Set();
   for (const incident of state.incidents.values()) {
+    if (incident.diagnosis && incident.diagnosis.verdict === "nothing_to_blame") continue;
     for (const c of (incident.diagnosis && incident.diagnosis.ranking) || []) {
-      if (c.evidence && c.evidence.length) services.add(c.service);
+      if ((c.evidence && c.evidence.length) || (c.callers && c.callers.length)) services.add(c.service);
     }
   }
   return services;

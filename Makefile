@@ -25,7 +25,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/score_record.py
 	$(BIN)/python benchmarks/ws_memory.py
 	$(BIN)/python benchmarks/rca_speed.py
-	$(BIN)/python benchmarks/rca_accuracy.py --cases 100
+	$(BIN)/python benchmarks/rca_accuracy.py
 	$(BIN)/python benchmarks/diagnosis_run.py
 	$(BIN)/python benchmarks/audit_query.py
 	$(BIN)/python benchmarks/runbook_latency.py

@@ -17,7 +17,7 @@ FAMILIES: dict[str, str] = {
     "clean_weak": "the same, magnitude 0.15-0.5",
     "code_fault": "code error/latency: the root's resources stay normal, its callers' latency/errors move",
     "network_delay": "calls into a service slowed (one edge, or all its callers); the callee looks healthy",
-    "no_metrics": "a latency, error or packet-loss fault at a database/cache/queue without metrics: its callers show it",
+    "no_metrics": "a latency, error or packet-loss fault at a database/cache/queue without metrics: callers show it",
     "weak_root": "a weak fault whose direct callers amplify it 1.5-3x (retries, fan-out)",
     "surge": "no fault: traffic rises 1.5-2.5x, load and latency up everywhere (nothing to blame)",
     "unrelated": "a weak fault plus a 15-40 sigma step at an unrelated service near the start",
@@ -39,6 +39,7 @@ ROOT_KINDS = ("resource", "code", "dependency_edge", "no_metrics")
 UNRELATED_SIGMAS = (15.0, 40.0)
 LEVEL_SHIFT_SIGMAS = (10.0, 30.0)
 LEVEL_SHIFT_MINUTES = (3.0, 10.0)  # how long before the fault the series step: most "normal" data is the old level
+COUPLING = 0.7  # the families built on a fault of their own: traffic flows along the calls (see fleet.generate)
 WEAK = (0.15, 0.5)  # the fault magnitude of the families whose confounders must compete with it
 CALLER_VISIBLE_KINDS = ("latency", "error_burst", "packet_loss")  # faults at a database that its callers see
 
@@ -116,7 +117,8 @@ def make_case(family: str, seed: int) -> Case:
 def fault_free(case: Case) -> pd.DataFrame:
     """The same noise as ``case`` over its whole generated span, without any fault, surge or confounder."""
     g = case.generated
-    return generate(start=g["start"], duration=g["duration"], step=g["step"], seed=g["seed"]).metrics
+    return generate(start=g["start"], duration=g["duration"], step=g["step"], seed=g["seed"],
+                    coupling=g.get("coupling", 0.0)).metrics
 
 
 def service_of(column: str) -> str:
@@ -143,16 +145,18 @@ def _window_and_fault_time(rng) -> tuple[pd.Timestamp, pd.Timestamp]:
     return begin, (begin + _WINDOW * rng.uniform(0.55, 0.75)).floor(_STEP)
 
 
-def _generated(begin, duration, step, seed) -> dict:
-    return {"start": begin, "duration": pd.Timedelta(duration), "step": pd.Timedelta(step), "seed": seed}
+def _generated(begin, duration, step, seed, coupling: float = 0.0) -> dict:
+    return {"start": begin, "duration": pd.Timedelta(duration), "step": pd.Timedelta(step), "seed": seed,
+            "coupling": coupling}
 
 
 def _fleet_case(family: str, seed: int, fault: Fault, begin: pd.Timestamp, *, root_kind: str,
                 edge: tuple[str, str] | None = None, traffic: Callable | None = None) -> Case:
     noise_seed = seed + 1_000_000
-    data = generate(start=begin, duration=_WINDOW, step=_STEP, faults=[fault], seed=noise_seed, traffic=traffic)
+    data = generate(start=begin, duration=_WINDOW, step=_STEP, faults=[fault], seed=noise_seed, traffic=traffic,
+                    coupling=COUPLING)
     return Case(family, data.metrics, data.cmdb, fault.service, root_kind, edge, fault.start, data.metrics.index[0],
-                faults=[fault], generated=_generated(begin, _WINDOW, _STEP, noise_seed))
+                faults=[fault], generated=_generated(begin, _WINDOW, _STEP, noise_seed, COUPLING))
 
 
 def _from_clean(family: str, data: FleetData, seed: int, *, magnitude=(0.5, 1.5)) -> Case:

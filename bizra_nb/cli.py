@@ -228,7 +228,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise InvalidInput("--prometheus needs --start and --end", field="start")
     try:
         history = history_span(args.history)
-    except InvalidInput:
+    except InvalidInput as exc:
+        if "at most" in str(exc):
+            raise InvalidInput(f"--{exc}", field="history") from None
         raise InvalidInput(f"--history must be a positive length such as 12h, 2d or 90min, got {args.history!r}",
                            field="history") from None
     if history is not None and args.start is None:
@@ -368,9 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--end", metavar="TIME", help="window end (required with --prometheus)")
     diag.add_argument("--anomaly-start", metavar="TIME", help="when the incident began; detected when omitted")
     diag.add_argument("--history", metavar="DURATION",
-                      help="also fetch this much data before --start as history, e.g. 12h or 2d (needs --start): "
-                           "the window still begins at --start; with a day or more, each series is compared "
-                           "with its usual value at the same time of day (default: no history)")
+                      help="also fetch this much data before --start as history, e.g. 12h or 2d, at most 14d "
+                           "(needs --start): the window still begins at --start, the history is normal data; "
+                           "with a day or more, each series is compared with its usual value at the same time "
+                           "of day (default: no history)")
     diag.add_argument("--services", metavar="A,B", help="only these services")
     diag.add_argument("--cmdb", metavar="PATH", help="CMDB file (YAML or JSON) for topology-aware ranking")
     diag.add_argument("--format", choices=("json", "table"), default="table", help="output format (default: table)")

@@ -103,6 +103,9 @@ def diagnose(
     return diagnosis, fetched
 
 
+MAX_HISTORY = pd.Timedelta(days=14)
+
+
 def history_span(history) -> pd.Timedelta | None:
     """``history`` (a Timedelta, a length such as ``"12h"`` or ``"2d"``, or seconds) as a positive Timedelta;
     None and ``""`` stay None.
@@ -125,4 +128,7 @@ def history_span(history) -> pd.Timedelta | None:
         span = None
     if span is None or pd.isna(span) or span <= pd.Timedelta(0):
         raise InvalidInput(f"history must be a positive length such as 12h or 2d, got {history!r}", field="history")
+    if span > MAX_HISTORY:
+        raise InvalidInput(f"history must be at most 14d (the same-time-of-day baseline uses the last 14 days; "
+                           f"more only coarsens a Prometheus fetch), got {history!r}", field="history")
     return span

@@ -34,7 +34,8 @@ def accuracy_of(ranks: list[int | None], seconds: float) -> Accuracy:
     """AC@k: share of cases whose root is in the top k; Avg@5: the mean of AC@1..AC@5."""
     ranks_arr = np.array([r if r is not None else 10**6 for r in ranks])
     ac = {k: float(np.mean(ranks_arr <= k)) for k in range(1, 6)}
-    return Accuracy(len(ranks), ac[1], ac[3], float(np.mean([ac[k] for k in range(1, 6)])), seconds / max(len(ranks), 1))
+    avg5 = float(np.mean([ac[k] for k in range(1, 6)]))
+    return Accuracy(len(ranks), ac[1], ac[3], avg5, seconds / max(len(ranks), 1))
 
 
 def baro_ranking(frame: pd.DataFrame, anomaly_start: pd.Timestamp) -> list[str]:
@@ -109,7 +110,7 @@ class FamilyResult:
     """The figures of one family under one start mode and one method.
 
     ``ac1``, ``ac3``, ``avg5`` are over fault cases (None for a fault-free family); ``quiet`` is the
-    share of diagnoses saying "nothing to blame" or with low confidence (BARO: always 0);
+    share of diagnoses saying "nothing to blame" (BARO: always 0; on a fault case, a miss);
     ``confidence`` holds (level, right) per case; ``refused`` counts diagnoses that raised InvalidInput.
     """
 
@@ -187,11 +188,11 @@ def diagnose_case(case: Case, *, start_mode: str = "true", use_cmdb: bool = True
     level = (diagnosis.confidence or {}).get("level")
     blames_nothing = diagnosis.verdict == "nothing_to_blame"
     rank = None
-    if case.has_fault:
+    if case.has_fault and not blames_nothing:  # "nothing to blame" names no cause: a miss, wherever the root ranks
         rank = rank_of(case.root, [c.service for c in diagnosis.ranking],
                        [getattr(c, "edge", None) for c in diagnosis.ranking])
     right = rank == 1 if case.has_fault else blames_nothing
-    return CaseOutcome(rank, blames_nothing or level == "low", level, right, False, spent)
+    return CaseOutcome(rank, blames_nothing, level, right, False, spent)
 
 
 def evaluate_family(family: str, cases: int, *, start_mode: str = "true", use_cmdb: bool = True,

@@ -135,6 +135,7 @@ def generate(
     seed: int = 0,
     cmdb: Cmdb | None = None,
     traffic: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
+    coupling: float = 0.0,
 ) -> FleetData:
     """Metrics of the demo fleet over ``[start, start + duration)`` with ``faults`` injected.
 
@@ -149,6 +150,10 @@ def generate(
     traffic
         A multiplier of every service's request rate per time step (a surge: a function of the
         time index returning one factor a step); latency and CPU follow the load as usual.
+    coupling
+        0: every service's traffic fluctuates on its own (the demo). Above 0: traffic flows along the
+        calls, so a service's request rate also follows its callers' fluctuations (this share of them),
+        as in a real system; what lets co-movement reveal call edges without a CMDB.
 
     Returns
     -------
@@ -164,12 +169,13 @@ def generate(
     daily = 1.0 + 0.35 * np.sin(2 * np.pi * (hour_of_day - 9.0) / 24.0)  # peak mid-afternoon UTC
     weekly = 1.0 - 0.15 * (((seconds // 86400 + 3) % 7) >= 5)  # quieter weekends
     surge = np.ones(n) if traffic is None else np.asarray(traffic(index), dtype="float64")
+    flows = _flows(cmdb, n, seed, coupling)
     services = [row[0] for row in _ITEMS]
     columns: dict[str, np.ndarray] = {}
     base = {}
     for sid, kind, _, _, rate0, lat0 in _ITEMS:
         noise = rng.uniform(0.03, 0.08)  # relative noise level of this service
-        rate = rate0 * daily * weekly * surge * (1 + rng.normal(0, noise, n))
+        rate = rate0 * daily * weekly * surge * (1 + rng.normal(0, noise, n) + flows.get(sid, 0.0))
         load = rate / rate0
         lat50 = lat0 * (0.85 + 0.15 * load) * (1 + rng.normal(0, noise, n))
         lat99 = lat50 * rng.uniform(2.5, 4.0) * (1 + np.abs(rng.normal(0, 2 * noise, n)))
@@ -195,6 +201,27 @@ def generate(
     frame = pd.DataFrame(columns, index=index)
     frame.index.name = "time"
     return FleetData(metrics=frame, cmdb=cmdb, faults=list(faults))
+
+
+def _flows(cmdb: Cmdb, n: int, seed: int, coupling: float) -> dict[str, np.ndarray]:
+    """Per service, the traffic fluctuation it receives from its callers (relative): its own (5 %) plus
+    ``coupling`` times the mean of its callers', from the entry points down. None when ``coupling`` is 0
+    (and then no random number is drawn: the data stay what they were)."""
+    if coupling <= 0:
+        return {}
+    rng = np.random.default_rng([seed, 7])
+    own = {sid: rng.normal(0, 0.05, n) for sid, *_ in _ITEMS}
+    flows: dict[str, np.ndarray] = {}
+
+    def flow(sid: str) -> np.ndarray:
+        if sid not in flows:
+            callers = [c for c in cmdb.dependents(sid) if c in own]
+            flows[sid] = own[sid] + (coupling * np.mean([flow(c) for c in callers], axis=0) if callers else 0.0)
+        return flows[sid]
+
+    for sid in own:
+        flow(sid)
+    return flows
 
 
 def _ramp(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp | None, rise: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Plotly figures of the platform: rankings, time series with onsets, the CMDB graph, latency and score views."""
 from __future__ import annotations
 
+import html
 import re
 
 import numpy as np
@@ -14,6 +15,12 @@ from bizra_nb.summaries import causes, kind_words
 from bizra_nb.units import shown_unit, unit_of
 
 OK, WARN, BAD, MUTED = "#2e7d32", "#ef6c00", "#c62828", "#9e9e9e"
+
+
+def _plain(text: object) -> str:
+    """``text`` as plotly shows it literally: plotly renders some HTML in labels and titles (links among
+    them), and service names come from the data."""
+    return html.escape(str(text), quote=False)
 
 
 def ranking_bar(diagnosis: Diagnosis, k: int = 10) -> go.Figure:
@@ -37,18 +44,21 @@ def ranking_bar(diagnosis: Diagnosis, k: int = 10) -> go.Figure:
     """
     if diagnosis.verdict == "nothing_to_blame":
         reason = (diagnosis.confidence or {}).get("reason") or "no service changed beyond its usual behaviour"
-        return _sentence_figure("Anomalous services", f"Nothing to blame: {reason}.")
+        return _sentence_figure("Anomalous services", _plain(f"Nothing to blame: {reason}."))
     shown = causes(diagnosis)
     quiet = len(diagnosis.ranking) - len(shown)
     top = shown[:k][::-1]
     fig = go.Figure(go.Bar(
-        x=[c.score for c in top], y=[c.service for c in top], orientation="h",
-        text=[_bar_text(c) for c in top], textposition="auto",
+        x=[c.score for c in top], y=[_plain(c.service) for c in top], orientation="h",
+        text=[_plain(_bar_text(c)) for c in top], textposition="auto",
         marker_color=[BAD if i == len(top) - 1 else (WARN if c.explained_by else MUTED) for i, c in enumerate(top)],
-        hovertext=[c.explanation for c in top],
+        marker_pattern_shape=["/" if c.callers else "" for c in top],  # no deviation of its own: its callers'
+
+        hovertext=[_plain(c.explanation) for c in top],
     ))
-    note = f"<br><sup>most likely cause on top; {quiet} other service(s) stayed normal</sup>" if quiet else \
-        "<br><sup>most likely cause on top</sup>"
+    hatched = "; hatched: blamed from its callers (the bar is theirs)" if any(c.callers for c in top) else ""
+    note = f"<br><sup>most likely cause on top; {quiet} other service(s) stayed normal{hatched}</sup>" if quiet else \
+        f"<br><sup>most likely cause on top{hatched}</sup>"
     fig.update_layout(title=dict(text=f"Anomalous services{note}", font=dict(size=15)),
                       xaxis_title="deviation (× normal spread)", height=140 + 36 * max(1, len(top)),
                       margin=dict(l=10, r=10, t=50, b=40), autosize=True)
@@ -84,14 +94,14 @@ def candidate_series(frame: pd.DataFrame, diagnosis: Diagnosis, k: int = 3) -> g
     top = causes(diagnosis)[:k] or diagnosis.ranking[:1]
     plotted = [_series_of(frame, c, diagnosis) for c in top]
     fig = make_subplots(rows=max(1, len(top)), cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[title for title, _ in plotted] or [""])
+                        subplot_titles=[_plain(title) for title, _ in plotted] or [""])
     for row, (cand, (_, lines)) in enumerate(zip(top, plotted), start=1):
         unit = ""
         for n, (column, metric) in enumerate(lines):
             unit = unit_of(metric)
             values = frame[column] * (100 if unit == "ratio" else 1)
             colour = BAD if row == 1 and n == 0 else ("#1565c0" if n == 0 else MUTED)
-            fig.add_trace(go.Scatter(x=frame.index, y=values, mode="lines", name=column,
+            fig.add_trace(go.Scatter(x=frame.index, y=values, mode="lines", name=_plain(column),
                                      line=dict(color=colour)), row=row, col=1)
         if lines:
             fig.update_yaxes(title_text=shown_unit(unit), row=row, col=1)
@@ -181,21 +191,21 @@ def cmdb_graph(cmdb: Cmdb, *, anomalous: set[str] = frozenset(), path: list[str]
     root = path[0] if path else None
     colours = [BAD if n in anomalous else OK for n in pos]
     outlines = ["#0d47a1" if n == alerting else "#fff" for n in pos]
-    labels = [f"<b>{n}</b> (alerting)" if n == alerting else (f"<b>{n}</b> (root cause)" if n == root else n)
-              for n in pos]
+    labels = [f"<b>{_plain(n)}</b> (alerting)" if n == alerting else (
+        f"<b>{_plain(n)}</b> (root cause)" if n == root else _plain(n)) for n in pos]
     fig.add_trace(go.Scatter(
         x=[p[0] for p in pos.values()], y=[p[1] for p in pos.values()], mode="markers+text",
         text=labels, textposition="top center",
         marker=dict(size=[22 if n in (alerting, root) else 16 for n in pos], color=colours,
                     line=dict(color=outlines, width=[4 if n == alerting else 1 for n in pos])),
-        hovertext=[f"{n} ({cmdb.items[n].get('kind')})" for n in pos], hoverinfo="text", showlegend=False,
+        hovertext=[_plain(f"{n} ({cmdb.items[n].get('kind')})") for n in pos], hoverinfo="text", showlegend=False,
     ))
     # room for half of the longest label beside the outermost nodes (centred labels, ~1/150 of the width a
     # character at 1400 px), so "cart-cache (root cause)" is not clipped at the edge
     longest = max((len(re.sub(r"<[^>]+>", "", t)) for t in labels), default=0)
     pad = max(0.08, 0.5 * longest / 150)
-    story = " → ".join(path) if path and len(path) > 1 else ""
-    subtitle = f"<br><sup>propagation: {story}</sup>" if story else ""  # names are CMDB ids: plotly shows text
+    story = " → ".join(_plain(p) for p in path) if path and len(path) > 1 else ""
+    subtitle = f"<br><sup>propagation: {story}</sup>" if story else ""
     fig.update_layout(title=dict(text=title + "<br><sup>red: anomalous; bold: propagation path</sup>" + subtitle,
                                  font=dict(size=15)),
                       xaxis=dict(visible=False, range=[-pad, 1 + pad]), yaxis=dict(visible=False), autosize=True,

@@ -26,26 +26,36 @@ import pandas as pd
 
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.dataset import split_column
-from bizra_nb.errors import InvalidInput
+from bizra_nb.errors import InvalidInput, excerpt
 from bizra_nb.units import unit_of, with_unit
 
 ANOMALOUS = 5.0  # robust z above which a series counts as anomalous
 SERVICE_CAP = 10.0  # start detection: the most one series counts (in noise units)
 COHERENCE_POWER = 6  # start detection: a moment where series also change for the better is a change of period
+STANDOUT = 3.0  # during a traffic surge, a service this many times more deviant than the typical one is a fault
 ABRUPT = 3.0  # step score near the onset above which a change is abrupt (a fault), not a drift (a rhythm)
 LATE_WEIGHT = 0.5  # an independent anomaly that began minutes after the first one counts this much
+CO_MOVING = 0.4  # correlation of traffic changes above which two services are taken as calling each other
 ISOLATED_WEIGHT = 0.5  # an anomaly that reached none of its callers while another did counts this much
 DRIFT_WEIGHT = 0.5  # a deviation without an abrupt change counts this much
 WEAK_SHIFT = 3.0  # a steady change in standard errors: weak evidence at a quiet dependency (callers' view)
 CONFIDENT = (0.5, 0.25)  # confidence score thresholds of "high" and "medium" (calibrated: benchmarks/rca_accuracy.py)
 KINDS = ("resource", "code", "dependency_edge", "no_metrics")
-_RESOURCE = re.compile(r"cpu|mem|memory|gc|thread|disk|fd|heap|swap|io", re.I)
+_RESOURCE = re.compile(r"^(cpu|mem|memory|gc|threads?|disk|fds?|heap|swap|io|iops|oom)", re.I)  # a name token
 ONSET_Z = 4.0
 MIN_NORMAL_POINTS = 3  # fewer normal points than this: refused (below 10 a warning names how few)
 FEW_NORMAL_POINTS = 10
 _RISE_BAD = re.compile(r"lat|latency|duration|time|err|error|fail|cpu|mem|memory|gc|queue|restart|retr|loss|p9\d", re.I)
 _DROP_BAD = re.compile(r"rate|load|workload|throughput|qps|rps|tps|requests|success|avail|hit", re.I)
 _SYMPTOM = re.compile(r"lat|latency|duration|err|error|fail|p9\d", re.I)
+
+
+def is_resource(metric: str) -> bool:
+    """A resource metric (CPU, memory, GC, threads, disk, file descriptors…), by whole name tokens: not
+    ``duration`` nor ``error_ratio`` (their ``io`` is no I/O); a latency or error metric never is one."""
+    if _SYMPTOM.search(metric):
+        return False
+    return any(_RESOURCE.match(token) for token in re.split(r"[_\-.]", metric) if token)
 
 
 def metric_direction(metric: str) -> str:
@@ -85,6 +95,7 @@ class Candidate:
     edge: tuple[str, str] | None = None  # kind dependency_edge: (caller, callee) whose calls slowed
     shift: float = 0.0  # the strongest steady change of its series after the start, in standard errors
     symptom_shift: float = 0.0  # the same, of its latency and error series only
+    traffic_shift: float = 0.0  # the same, of its throughput series only (a drop is the bad way)
     callers: list[str] = field(default_factory=list)  # callers' view: the anomalous callers that point at it
 
     @property
@@ -173,19 +184,36 @@ def prepare_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         warnings.append("timestamps were not in increasing order (sorted before use)")
     if out.index.tz is None:
         out = out.tz_localize("UTC")
-    out = out.apply(pd.to_numeric, errors="coerce").astype("float64")
-    empty = [c for c in out.columns if out[c].notna().sum() == 0]
+    bad_names = [c for c in out.columns if not _well_named(c)]
+    if bad_names:
+        raise InvalidInput(f"column {excerpt(bad_names[0])} is not named <service>_<metric>", field="columns")
+    if out.columns.duplicated().any():
+        twice = out.columns[out.columns.duplicated()][0]
+        raise InvalidInput(f"column {excerpt(twice)} appears more than once", field="columns")
+    if not all(pd.api.types.is_numeric_dtype(t) for t in out.dtypes):
+        out = out.apply(pd.to_numeric, errors="coerce")
+    out = out.astype("float64")
+    infinite = int(np.isinf(out.to_numpy()).sum())
+    if infinite:
+        out = out.replace([np.inf, -np.inf], np.nan)
+        warnings.append(f"{infinite} infinite values ignored")
+    empty = list(out.columns[~out.notna().any().to_numpy()])
     if empty:
         warnings.append(f"{len(empty)} series without any value ignored: {', '.join(empty[:5])}")
         out = out.drop(columns=empty)
-    bad_names = [c for c in out.columns if "_" not in str(c)]
-    if bad_names:
-        raise InvalidInput(f"column {bad_names[0]!r} is not named <service>_<metric>", field=str(bad_names[0]))
     if out.shape[1] == 0 or len(out) < MIN_NORMAL_POINTS + 1:
         raise InvalidInput(f"not enough data to diagnose: {len(out)} rows, {out.shape[1]} series "
                            f"(need at least {MIN_NORMAL_POINTS + 1} rows)", field="data")
     out = out.ffill(limit=4).bfill(limit=4)
     return out, warnings
+
+
+def _well_named(column) -> bool:
+    try:
+        split_column(str(column))
+    except ValueError:
+        return False
+    return True
 
 
 def _robust_center_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +306,8 @@ def _badness(columns) -> np.ndarray:
     return np.array([1.0 if d == "up" else -1.0 if d == "down" else 0.0 for d in dirs])
 
 
-def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None) -> tuple[pd.Timestamp, float]:
+def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None, *,
+                 earliest: int = 0) -> tuple[pd.Timestamp, float]:
     """The most likely start of the anomaly and the confidence in it (0..1).
 
     Consensus of abrupt changes: per series, the step score (:func:`step_scores`) signed so that a change
@@ -287,14 +316,16 @@ def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None) -> tuple[
     change for the worse together wins (a single noisy series is one service among many; steps in random
     directions, as when the data was recorded in another period, cancel out). The start is then moved back
     to where the contributing series first left their normal band (a slow ramp starts before its steepest
-    point). The confidence is the winner's margin over the best moment elsewhere.
+    point). The confidence is the winner's margin over the best moment elsewhere. The start is looked for
+    from row ``earliest`` on (the rows before are history).
     """
     values = frame.to_numpy(dtype="float64")
     n = len(values)
     width = step_width(n)
     steps = step_scores(values, width) if steps is None else steps
     lasting = step_scores(values, width, after=4 * width)
-    steps = np.where(np.sign(steps) == np.sign(lasting), np.sign(steps) * np.minimum(np.abs(steps), np.abs(lasting)), 0.0)
+    agree = np.sign(steps) == np.sign(lasting)  # the change lasts: the smaller of the two counts
+    steps = np.where(agree, np.sign(steps) * np.minimum(np.abs(steps), np.abs(lasting)), 0.0)
     bad = _badness(frame.columns)
     signed = np.where(bad == 0, np.abs(steps), steps * bad)
     signed = np.clip(signed, -SERVICE_CAP, SERVICE_CAP)  # breadth (services changing together) over height
@@ -320,7 +351,7 @@ def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None) -> tuple[
     symptoms = np.array([bool(_SYMPTOM.search(split_column(c)[1])) for c in frame.columns])
     improved = (around(np.where(symptoms, -signed, 0.0)) >= 3.0).sum(axis=1)
     smooth = worse.sum(axis=1) * coherence ** COHERENCE_POWER * 0.5 ** improved
-    lo = min(MIN_NORMAL_POINTS, n - 1)
+    lo = min(max(MIN_NORMAL_POINTS, earliest), n - 1)
     hi = n - max(1, width // 2)
     if hi <= lo:
         return frame.index[n // 2], 0.0
@@ -328,6 +359,12 @@ def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None) -> tuple[
     peak = smooth[best]
     if peak <= 0:
         return frame.index[n // 2], 0.0
+    # of the moments nearly as strong, the most coherent: a fault makes things worse, all of them
+    close = lo + np.flatnonzero(smooth[lo:hi] >= 0.5 * peak)
+    purest = close[coherence[close] >= coherence[close].max() - 1e-9]
+    if coherence[best] < coherence[purest].max():
+        best = int(purest[np.argmax(smooth[purest])])
+        peak = smooth[best]
     others = np.concatenate([smooth[lo:max(lo, best - 3 * width)], smooth[min(hi, best + 3 * width):hi]])
     runner_up = float(others.max()) if len(others) else 0.0
     confidence = float(np.clip(1 - max(runner_up, 0.0) / peak, 0, 1))
@@ -340,8 +377,8 @@ def _earliest_onset(values: np.ndarray, best: int, signed: np.ndarray, raw: np.n
     """The earliest consistent onset of the change found at ``best``.
 
     Each series that steps for the worse there gets its own onset: back from ``best`` while its step score
-    (``raw``) stays above half the threshold (a slow ramp keeps it up from where it began), then the first of three points in a row 3
-    noise units beyond its level just before that. The earliest onset that a second series confirms within
+    (``raw``) stays above half the threshold (a slow ramp keeps it up from where it began), then the
+    first of three points in a row 3 noise units beyond its level just before that. The earliest onset that a second series confirms within
     two step widths wins (one noisy series cannot pull the start early; a slower series of the same
     fault still confirms).
     """
@@ -527,28 +564,38 @@ def _onsets(frame, anomaly_start, end, center, scale, moved_up, magnitude) -> li
 
 
 def rank_services(scores: pd.DataFrame) -> list[Candidate]:
-    """One candidate per service: its strongest metric decides its score; evidence is its anomalous metrics.
+    """One candidate per service: its strongest metric decides its score; evidence is its anomalous metrics
+    that changed for the worse (more traffic is not evidence; less is).
 
     A deviation without an abrupt change (a slow drift, the daily rhythm) counts half: what broke at the
     start outranks what drifted over hours.
     """
+    effective = np.where(scores["abrupt"] >= ABRUPT, scores["magnitude"], scores["magnitude"] * DRIFT_WEIGHT)
+    symptom = scores["metric"].str.contains(_SYMPTOM).to_numpy()
+    traffic_rows = (scores["metric"].map(metric_direction) == "down").to_numpy()
+    wanted = scores["metric"].map(metric_direction).to_numpy()  # evidence is a change for the worse
+    bad_way = (wanted == "both") | (wanted == scores["direction"].to_numpy())
+    is_evidence = ((scores["magnitude"] >= ANOMALOUS) & (scores["abrupt"] >= ABRUPT)).to_numpy() & bad_way
+    shift = scores["shift"].to_numpy()
+    services, metrics = scores["service"].to_numpy(), scores["metric"].to_numpy()
+    order = np.lexsort((-effective, services))  # by service, strongest first
     candidates = []
-    scores = scores.assign(effective=np.where(scores["abrupt"] >= ABRUPT, scores["magnitude"],
-                                              scores["magnitude"] * DRIFT_WEIGHT))
-    for service, rows in scores.groupby("service", sort=False):
-        rows = rows.sort_values("effective", ascending=False)
-        best = rows.iloc[0]
-        anomalous = rows[(rows["magnitude"] >= ANOMALOUS) & (rows["abrupt"] >= ABRUPT)]
-        evidence = [Evidence(r.metric, r.direction, float(r.magnitude), None if pd.isna(r.onset) else r.onset,
-                             float(r.normal), float(r.peak)) for r in anomalous.itertuples()][:5]
+    for service in pd.unique(services):
+        rows = order[services[order] == service]
+        evidence = [Evidence(metrics[i], scores["direction"].iat[i], float(scores["magnitude"].iat[i]),
+                             None if pd.isna(scores["onset"].iat[i]) else scores["onset"].iat[i],
+                             float(scores["normal"].iat[i]), float(scores["peak"].iat[i]))
+                    for i in rows if is_evidence[i]][:5]
         onsets = [e.onset for e in evidence if e.onset is not None]
-        kind = "resource" if any(_RESOURCE.search(e.metric) for e in evidence) or not any(
+        kind = "resource" if any(is_resource(e.metric) for e in evidence) or not any(
             _SYMPTOM.search(e.metric) for e in evidence) else "code"
-        candidates.append(Candidate(service=str(service), score=float(best.effective), metric=str(best.metric),
+        symptoms = rows[symptom[rows]]
+        traffic = rows[traffic_rows[rows]]
+        candidates.append(Candidate(service=str(service), score=float(effective[rows[0]]), metric=str(metrics[rows[0]]),
                                     onset=min(onsets) if onsets else None, evidence=evidence, kind=kind,
-                                    shift=float(rows["shift"].max()),
-                                    symptom_shift=float(rows.loc[rows["metric"].str.contains(_SYMPTOM), "shift"].max()
-                                                        if rows["metric"].str.contains(_SYMPTOM).any() else 0.0)))
+                                    shift=float(shift[rows].max()),
+                                    symptom_shift=float(shift[symptoms].max()) if len(symptoms) else 0.0,
+                                    traffic_shift=float(shift[traffic].max()) if len(traffic) else 0.0))
     candidates.sort(key=lambda c: -c.score)
     return candidates
 
@@ -581,7 +628,7 @@ def refine_with_topology(candidates: list[Candidate], cmdb: Cmdb, *, tolerance: 
     return _with_paths(candidates, cmdb)
 
 
-def callers_view(candidates: list[Candidate], cmdb: Cmdb, *, tolerance: pd.Timedelta,
+def callers_view(candidates: list[Candidate], cmdb: "Cmdb | InferredCalls", *, tolerance: pd.Timedelta,
                  anomaly_start: pd.Timestamp) -> list[Candidate]:
     """Blame a quiet or unmonitored dependency that the anomalies of its callers point at.
 
@@ -633,9 +680,10 @@ def callers_view(candidates: list[Candidate], cmdb: Cmdb, *, tolerance: pd.Timed
                 continue
             group = [c for c in pointers if dep in cmdb.dependencies(c.service)
                      and abs(onset(c) - onset(caller)) <= tolerance]
-            if known is not None and known.shift >= WEAK_SHIFT:
+            if known is not None and max(known.symptom_shift, known.traffic_shift) >= WEAK_SHIFT:
+                # its own latency or errors moved a little: its code; only its traffic fell: the calls into it
                 kind = "code" if known.symptom_shift >= WEAK_SHIFT else "dependency_edge"
-                options.append((3, len(group), known.shift, dep, kind, group))
+                options.append((3, len(group), max(known.symptom_shift, known.traffic_shift), dep, kind, group))
             elif known is None:
                 options.append((2, len(group), 0.0, dep, "no_metrics", group))
             elif len(group) >= 2:
@@ -661,6 +709,51 @@ def callers_view(candidates: list[Candidate], cmdb: Cmdb, *, tolerance: pd.Timed
             queue.insert(0, blamed)
     candidates.sort(key=lambda c: (not c.anomalous, -c.score))  # blamed or anomalous first
     return candidates
+
+
+class InferredCalls:
+    """Call edges inferred from co-moving traffic, for the callers' view when no CMDB is given.
+
+    Traffic flows along calls: a service's request rate follows its callers'. Over the normal window,
+    the successive differences of the services' rate series (differences: the shared daily rhythm
+    drops out) are correlated pairwise; a pair at ``CO_MOVING`` or more is taken as a call edge of
+    unknown direction. Limits: only services that report a rate series take part; shared upstream
+    traffic also correlates services that do not call each other (two callees of one caller); direction
+    is unknown, so a quiet neighbour of an anomalous service is taken as its dependency (its callers
+    would usually be anomalous too); at least 30 normal points are needed.
+    """
+
+    def __init__(self, neighbours: dict[str, list[str]]):
+        self.neighbours = neighbours
+        self.items = {s: {"kind": "service"} for s in neighbours}
+
+    def dependencies(self, service: str) -> list[str]:
+        return list(self.neighbours.get(service, ()))
+
+    def upstream(self, service: str) -> list[dict]:
+        return [{"id": s, "distance": 1} for s in self.neighbours.get(service, ())]
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        return sorted({tuple(sorted((a, b))) for a, ns in self.neighbours.items() for b in ns})
+
+
+def infer_calls(frame: pd.DataFrame, anomaly_start: pd.Timestamp) -> InferredCalls | None:
+    """The call edges that co-moving traffic suggests (see :class:`InferredCalls`); None with too little data."""
+    rates = [c for c in frame.columns if metric_direction(split_column(c)[1]) == "down"]
+    normal = frame.loc[frame.index < anomaly_start, rates]
+    if len(normal) < 30 or len(rates) < 2:
+        return None
+    services = [split_column(c)[0] for c in rates]
+    with np.errstate(all="ignore"):
+        corr = np.nan_to_num(normal.diff().iloc[1:].corr().to_numpy())
+    neighbours: dict[str, list[str]] = {}
+    for i, j in zip(*np.nonzero(np.triu(corr, 1) >= CO_MOVING)):
+        a, b = services[i], services[j]
+        if a != b:
+            neighbours.setdefault(a, []).append(b)
+            neighbours.setdefault(b, []).append(a)
+    return InferredCalls(neighbours) if neighbours else None
 
 
 def prefer_what_spread(candidates: list[Candidate], cmdb: Cmdb) -> list[Candidate]:
@@ -730,6 +823,9 @@ def explain(c: Candidate, ranking: list[Candidate], cmdb: Cmdb | None) -> str:
         return f"{c.service}: no metric left its normal range (strongest deviation {c.score:.1f}x the normal spread)."
     e = c.evidence[0]
     head = _head(c, e, cmdb)
+    blamed = next((x for x in ranking if x.service == c.explained_by), None)
+    if blamed is not None and blamed.callers:
+        return head + f"; it points at its dependency {c.explained_by} (see there), so it is likely a symptom."
     if c.explained_by:
         return head + f", after its dependency {c.explained_by} was already anomalous, so it is likely a symptom."
     if cmdb is not None and c.path and len(c.path) > 1:
@@ -753,19 +849,26 @@ def _explain_from_callers(c: Candidate, ranking: list[Candidate], cmdb: Cmdb | N
     shown = [by_id[name] for name in c.callers if name in by_id and by_id[name].evidence]
     seen = "; ".join(_head(x, x.evidence[0], cmdb).split(": ", 1)[1].split(" (normally")[0] + f" at {x.service}"
                      for x in shown[:2])
+    seen = f" ({seen})" if seen else ""
     when = f" from {c.onset:%H:%M:%S} UTC" if c.onset is not None else ""
-    callers = ", ".join(c.callers)
+    one = len(c.callers) == 1
+    callers = f"its caller {c.callers[0]}" if one else f"its callers {', '.join(c.callers)}"
+    changed = ("turned slow or failing" if shown else "changed a little but steadily (latency or errors)") + (
+        "" if one else " together")
     if c.kind == "no_metrics":
-        return (f"{c.service}: reports no metrics, but its callers {callers} turned slow or failing together{when} "
-                f"({seen}) and nothing else they depend on explains it: likely {c.service} (an exporter would "
+        return (f"{c.service}: reports no metrics, but {callers} {changed}{when}{seen} and nothing else "
+                f"{'it depends' if one else 'they depend'} on explains it: likely {c.service} (an exporter would "
                 "confirm it).")
     if c.kind == "dependency_edge" and c.edge is not None:
-        return (f"{c.service}: calls from {c.edge[0]} to {c.service} slowed{when} ({seen}) while {c.service} itself "
+        return (f"{c.service}: calls from {c.edge[0]} to {c.service} slowed{when}{seen} while {c.service} itself "
                 f"looks healthy except that its traffic fell a little: the network or the client path between "
                 "them is likely at fault.")
-    return (f"{c.service}: its own metrics barely moved, but its callers {callers} turned slow or failing "
-            f"together{when} ({seen}) and no other dependency explains it: likely a fault in {c.service}'s code "
-            "or its network (exceptions, slow or wrong answers) seen by its callers.")
+    if c.kind == "dependency_edge":
+        return (f"{c.service}: {callers} {changed}{when}{seen} while {c.service} itself looks healthy except that its "
+                "traffic fell a little: the network into it is likely at fault.")
+    return (f"{c.service}: its own metrics barely moved, but {callers} {changed}{when}{seen} and no other "
+            f"dependency explains it: likely a fault in {c.service}'s code or its network (exceptions, slow or "
+            "wrong answers) seen by its callers.")
 
 
 def _fmt(x: float, unit: str = "") -> str:
@@ -828,11 +931,19 @@ def rank_root_causes(
                            field="anomaly_start")
     data = data.loc[:stop]
     expected = None
+    earliest = 0  # where the anomaly may start: not in the history
     if window_start is not None and window_start > data.index[0]:
         expected = seasonal_expectation(data, window_start)
         if expected is not None:
             data = data.loc[window_start:]
             warnings.append("compared with the usual values at the same time of day (history before the window)")
+        else:
+            earliest = int((data.index < window_start).sum())
+            span = window_start - data.index[0]
+            why = "it spans less than a day" if span < pd.Timedelta(days=1) else (
+                "its time steps are irregular or do not divide a day")
+            warnings.append(f"the history before the window ({span}) is used as normal data only, not for a "
+                            f"same-time-of-day comparison: {why}")
     if len(data) < MIN_NORMAL_POINTS + 1:
         raise InvalidInput(f"not enough data to diagnose: {len(data)} rows up to the end "
                            f"(need at least {MIN_NORMAL_POINTS + 1})", field="end")
@@ -841,7 +952,7 @@ def rank_root_causes(
     work = data - expected.to_numpy() if expected is not None else data
     steps = step_scores(work.to_numpy(dtype="float64"), step_width(len(work)))
     if detected:
-        anomaly_at, start_confidence = detect_start(work, steps)
+        anomaly_at, start_confidence = detect_start(work, steps, earliest=earliest)
     elif given <= data.index[0] or given > data.index[-1]:
         raise InvalidInput(f"anomaly_start {given.isoformat()} is outside the data "
                            f"({data.index[0].isoformat()} .. {data.index[-1].isoformat()})", field="anomaly_start")
@@ -863,6 +974,14 @@ def rank_root_causes(
         ranking = prefer_what_spread(ranking, cmdb)
         ranking = prefer_the_first(ranking, cmdb, late=max(pd.Timedelta(minutes=2), 4 * _step(data)))
         ranking = _with_paths(ranking, cmdb)
+    else:
+        inferred = infer_calls(data, anomaly_at)
+        if inferred is not None:
+            ranking = callers_view(ranking, inferred, tolerance=tolerance, anomaly_start=anomaly_at)
+            if any(c.callers for c in ranking):
+                shown = ", ".join(f"{a}-{b}" for a, b in inferred.edges[:8])
+                warnings.append(f"no CMDB: call edges inferred from co-moving traffic ({shown}); a CMDB is surer")
+    ranking.sort(key=lambda c: (not c.anomalous, -c.score))  # anomalous (or blamed) first, with or without a CMDB
     verdict, reason = judge(scores, ranking)
     confidence = assess(ranking, verdict, reason, cmdb=cmdb, normal_points=normal_points,
                         start_confidence=start_confidence, seasonal=expected is not None)
@@ -886,8 +1005,10 @@ def judge(scores: pd.DataFrame, ranking: list[Candidate]) -> tuple[str, str]:
     """``("root_cause", "")``, or ``("nothing_to_blame", why)``: no abrupt anomaly, or a broad rise of traffic.
 
     A traffic surge raises load, latency and CPU everywhere at once; what it shows is capacity, not a fault
-    of one service: when the request rate rose by a quarter or more at most services that report one, from
-    the same moment, and no service's errors rose, the verdict is nothing to blame.
+    of one service: when the request rate (its median after the start over its median before) rose by a
+    quarter or more at most services that report one, and no service's errors rose, the verdict is nothing
+    to blame, unless one service stands out: its deviation ``STANDOUT`` times that of the typical anomalous
+    service or more (a fault during a surge).
     """
     if not any(c.evidence for c in ranking):  # blame from weak changes of callers alone is not enough
         strongest = float(scores["magnitude"].max()) if len(scores) else 0.0
@@ -898,7 +1019,10 @@ def judge(scores: pd.DataFrame, ranking: list[Candidate]) -> tuple[str, str]:
         rose = rates[rates["ratio"] >= 1.25]
         errors = scores[scores["metric"].str.contains(r"err|fail", case=False) & (scores["magnitude"] >= ANOMALOUS)
                         & (scores["direction"] == "up")]
-        if len(rose) >= 0.6 * len(rates) and errors.empty:
+        own = scores.groupby("service")["magnitude"].max()  # before topology: a symptom's own deviation
+        anomalous = sorted((float(own[c.service]) for c in ranking if c.evidence), reverse=True)
+        standout = len(anomalous) > 1 and anomalous[0] >= STANDOUT * float(np.median(anomalous[1:]))
+        if len(rose) >= 0.6 * len(rates) and errors.empty and not standout:
             factor = float(rose["ratio"].median())
             return "nothing_to_blame", (f"traffic rose {factor:.1f}x at {rose['service'].nunique()} of "
                                         f"{rates['service'].nunique()} services at once and no errors rose: "
@@ -932,11 +1056,19 @@ def assess(ranking: list[Candidate], verdict: str, reason: str, *, cmdb: Cmdb | 
             level, score = ("high", 1.0) if strongest < ANOMALOUS * 0.8 else ("medium", 0.5)
         return {"level": level, "score": score, "reason": reason, "advice": advice}
     top = ranking[0]
-    rivals = [c for c in ranking[1:] if c.explained_by != top.service and c.service not in top.callers]
+    by_id = {c.service: c for c in ranking}
+
+    def cause_of(c: Candidate) -> str:  # the end of its explained_by chain (symptoms of symptoms too)
+        seen = {c.service}
+        while c.explained_by and c.explained_by in by_id and c.explained_by not in seen:
+            c = by_id[c.explained_by]
+            seen.add(c.service)
+        return c.service
+
+    rivals = [c for c in ranking[1:] if cause_of(c) != top.service and c.service not in top.callers]
     second = rivals[0].score if rivals else 0.0
     score = float(np.clip((top.score - second) / top.score, 0, 1)) if top.score > 0 else 0.0
     notes = [f"the first candidate leads the next independent one by {score:.0%}"]
-    by_id = {c.service: c for c in ranking}
     if top.kind in ("no_metrics", "dependency_edge") or top.callers:
         score *= 0.7
         notes.append("blamed from its callers' view (indirect evidence)")

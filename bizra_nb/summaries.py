@@ -110,8 +110,12 @@ def incident_summary(diagnosis: Diagnosis, incident: dict | None = None, *, symp
     started = "detected" if diagnosis.anomaly_start_detected else "given"
     if diagnosis.anomaly_start_detected and diagnosis.start_confidence is not None:
         started += f" with confidence {diagnosis.start_confidence:.2f}"
-    if diagnosis.verdict == "nothing_to_blame" and diagnosis.anomaly_start_detected:
+    if diagnosis.verdict == "nothing_to_blame" and diagnosis.anomaly_start_detected and (
+            diagnosis.start_confidence or 0.0) < 0.5:
         lines.append(f"No common start of an anomaly was found; the window ends {_when(diagnosis.end)}.")
+    elif diagnosis.verdict == "nothing_to_blame" and diagnosis.anomaly_start_detected:
+        lines.append(f"Something changed at **{_when(diagnosis.anomaly_start)}** ({started}), but not as a fault "
+                     f"of one service; the window ends {_when(diagnosis.end)}.")
     else:
         lines.append(f"The anomaly began at **{_when(diagnosis.anomaly_start)}** ({started}); the window ends "
                      f"{_when(diagnosis.end)}.")
@@ -193,7 +197,7 @@ def ranking_table(diagnosis: Diagnosis, k: int = 10) -> PeopleTable:
     """The anomalous candidates (own evidence, or blamed from their callers) as a table for people: rank,
     service, what the evidence points at, deviation, metric (with unit), onset, the full explanation.
     No row when the verdict is "nothing to blame": the table says so."""
-    rows = [{"rank": n, "service": c.service, "kind": kind_words(c), "score": c.score,
+    rows = [{"rank": n, "service": c.service, "kind": kind_words(c), "score": None if c.callers else c.score,
              "metric": _metric_words(c), "onset": c.onset, "explained_by": c.explained_by or "",
              "explanation": c.explanation}
             for n, c in enumerate(causes(diagnosis)[:k], 1)]
@@ -214,6 +218,8 @@ def ranking_table(diagnosis: Diagnosis, k: int = 10) -> PeopleTable:
 def _metric_words(c: Candidate) -> str:
     if c.kind == "no_metrics":
         return "– (no metrics)"
+    if c.callers:  # blamed from its callers: its own strongest metric is no evidence of anything
+        return "– (from its callers)"
     if c.metric in ("", "-"):
         return "–"
     unit = unit_of(c.metric)

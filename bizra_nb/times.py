@@ -43,6 +43,8 @@ def parse_time(value, *, name: str = "time") -> float | None:
 
 
 def _seconds(number: float, value, name: str) -> float:
+    if number != number or number in (float("inf"), float("-inf")):  # NaN, infinity: no moment
+        raise InvalidInput(f"{name}: {value!r} is not a time; give unix seconds or ISO-8601", field=name)
     if abs(number) > MAX_SECONDS:
         scale = 1000.0
         while abs(number) / scale > MAX_SECONDS and scale < 1e9:

@@ -18,6 +18,7 @@ from bizra_nb.rca import KINDS, Diagnosis, rank_root_causes
 START = pd.Timestamp("2026-10-01T10:00:00Z")
 HOSTILE = "<img src=x onerror=\"document.title='pwned-img';window.pwned='img'\">"
 NOT_RUN = "() => window.pwned === undefined && !document.title.includes('pwned')"
+LINK = '<a href="https://evil.example/login">re-authenticate</a>'  # plotly renders links in its labels
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -162,6 +163,8 @@ def test_the_library_fetches_start_minus_history(files):
     (["--start", "2026-10-02T00:00:00Z", "--history=-2h"], "--history must be a positive length"),
     (["--start", "2026-10-02T00:00:00Z", "--history", "0s"], "--history must be a positive length"),
     (["--history", "2d"], "--history needs --start"),
+    (["--start", "2026-10-02T00:00:00Z", "--history", "30d"], "history must be at most 14d"),
+    (["--start", "nan", "--history", "2d"], "start: 'nan' is not a time"),
 ])
 def test_history_errors_exit_2_with_one_line(files, args, fragment):
     result = run("diagnose", "--data", files["daily"], *args)
@@ -391,7 +394,7 @@ def test_explore_on_the_demo_month_blames_nothing_in_a_quiet_evening(tmp_path, m
 # -- a hostile service name in the report, in Chromium ------------------------------------------------------
 
 
-def hostile_report(tmp_path: Path) -> Path:
+def hostile_report(tmp_path: Path, name: str = HOSTILE) -> Path:
     """A diagnosis report whose no_metrics root cause is a CMDB id carrying markup (bypassing the CMDB's checks,
     as a hand-built Cmdb can), exported as the runner exports reports."""
     import nbformat
@@ -401,17 +404,17 @@ def hostile_report(tmp_path: Path) -> Path:
     from bizra_nb.reports import export_html
 
     doc = demo_cmdb().to_dict()
-    rename = {"cart-cache": HOSTILE}
+    rename = {"cart-cache": name}
     items = {rename.get(i["id"], i["id"]): {**i, "id": rename.get(i["id"], i["id"])} for i in doc["items"]}
     relations = [{**r, "source": rename.get(r["source"], r["source"]), "target": rename.get(r["target"], r["target"])}
                  for r in doc["relations"]]
     frame, cmdb = unmonitored(cmdb=Cmdb(items, relations))
     diagnosis = rank_root_causes(frame, cmdb=cmdb)
-    assert diagnosis.ranking[0].service == HOSTILE and diagnosis.ranking[0].kind == "no_metrics"
+    assert diagnosis.ranking[0].service == name and diagnosis.ranking[0].kind == "no_metrics"
     OfflineRenderer.sent_plotlyjs = False
     renderer = OfflineRenderer()
     outputs = [nbformat.v4.new_output("display_data", data={
-                   "text/markdown": summaries.incident_summary(diagnosis, {"title": f"latency {HOSTILE}"})}),
+                   "text/markdown": summaries.incident_summary(diagnosis, {"title": f"latency {name}"})}),
                nbformat.v4.new_output("display_data", data=renderer.to_mimebundle(
                    plots.ranking_bar(diagnosis).to_dict())),
                nbformat.v4.new_output("display_data", data={"text/html": summaries.ranking_table(diagnosis).to_html()}),
@@ -481,3 +484,36 @@ def test_the_diagnosis_report_of_a_quiet_window_blames_nothing(files, tmp_path):
     assert "Nothing to blame:" in html and "Most likely root cause" not in html
     assert html.index("Nothing to blame:") < html.index("Ranked root causes")
     assert "No candidate: nothing to blame" in html
+
+
+def test_a_link_in_a_service_name_is_text_in_the_plots_not_a_link(browser, tmp_path):
+    from tests.browser import Watched
+
+    report = hostile_report(tmp_path, name=LINK)
+    page = Watched(browser, report.as_uri(), viewport={"width": 1280, "height": 900})
+    page.page.wait_for_selector(".main-svg")
+    assert page.page.query_selector_all("a[href^='https://evil']") == []  # no link out: plots, table, text
+    svg_text = page.page.evaluate("Array.from(document.querySelectorAll('.main-svg text')).map(t => t.textContent)"
+                                  ".join(' ')")
+    assert LINK in svg_text  # the bars' labels and the graph show the name as it is
+    page.close()
+
+
+def test_the_diagnosis_notebook_takes_a_history(files, tmp_path):
+    """``history`` reaches the diagnosis: the half hour before the window is normal data (less than a day: no
+    same-time-of-day comparison, and the warning says so); a bad value fails the run naming it."""
+    from bizra_nb.runner import Runner
+    from bizra_nb.store import Store
+
+    runner = Runner(Store.open(tmp_path / "data"), reports_dir=tmp_path / "reports", workers=1, cell_timeout=120)
+    window = {"source": files["quiet"], "cmdb": files["cmdb"], "start": (START + pd.Timedelta("30min")).isoformat(),
+              "end": (START + pd.Timedelta("59min")).isoformat()}
+    from bizra_nb.runner import RunFailed
+
+    try:
+        run = runner.run("incident_diagnosis", {**window, "history": "30min"})
+        with pytest.raises(RunFailed, match="InvalidInput: history must be at most 14d"):
+            runner.run("incident_diagnosis", {**window, "history": "15d"})
+    finally:
+        runner.close()
+    assert any("(0 days 00:30:00) is used as normal data only" in w for w in run["summary"]["warnings"])

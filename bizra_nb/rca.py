@@ -1006,8 +1006,8 @@ def judge(scores: pd.DataFrame, ranking: list[Candidate]) -> tuple[str, str]:
 
     A traffic surge raises load, latency and CPU everywhere at once; what it shows is capacity, not a fault
     of one service: when the request rate (its median after the start over its median before) rose by a
-    quarter or more at most services that report one, and no service's errors rose, the verdict is nothing
-    to blame, unless one service stands out: its deviation ``STANDOUT`` times that of the typical anomalous
+    quarter or more, abruptly (not the daily rhythm's morning ramp), at most services that report one, and
+    no service's errors rose, the verdict is nothing to blame, unless one service stands out: its deviation ``STANDOUT`` times that of the typical anomalous
     service or more (a fault during a surge).
     """
     if not any(c.evidence for c in ranking):  # blame from weak changes of callers alone is not enough
@@ -1016,7 +1016,7 @@ def judge(scores: pd.DataFrame, ranking: list[Candidate]) -> tuple[str, str]:
                                     f"is {strongest:.1f}x the normal spread)")
     rates = scores[scores["metric"].map(metric_direction) == "down"]
     if len(rates) >= 3:
-        rose = rates[rates["ratio"] >= 1.25]
+        rose = rates[(rates["ratio"] >= 1.25) & (rates["direction"] == "up") & (rates["abrupt"] >= ABRUPT)]
         errors = scores[scores["metric"].str.contains(r"err|fail", case=False) & (scores["magnitude"] >= ANOMALOUS)
                         & (scores["direction"] == "up")]
         own = scores.groupby("service")["magnitude"].max()  # before topology: a symptom's own deviation

@@ -284,12 +284,13 @@ def test_the_daily_rhythm_alone_is_nothing_to_blame(hour):
     assert sorted(c.service for c in with_history.ranking) == sorted({c.split("_")[0] for c in data.metrics.columns})
 
 
-def test_a_fault_in_a_window_after_two_weeks_of_history_is_found_against_the_time_of_day():
+@pytest.mark.parametrize("hour", [9, 18])  # traffic rising 1.3x through the morning, falling in the evening
+def test_a_fault_in_a_window_after_two_weeks_of_history_is_found_against_the_time_of_day(hour):
     begin = pd.Timestamp("2026-10-01", tz="UTC")
-    fault = Fault("cart", "error_burst", begin + pd.Timedelta(days=13, hours=18, minutes=10))
+    fault = Fault("cart", "latency", begin + pd.Timedelta(days=13, hours=hour, minutes=10), magnitude=0.3)
     data = month_of(fault)
-    end = fault.start + pd.Timedelta("40min")
-    diagnosis = rank_root_causes(data.metrics.loc[:end], start=end - pd.Timedelta("2h"), cmdb=data.cmdb)
+    end = fault.start + pd.Timedelta("3h")
+    diagnosis = rank_root_causes(data.metrics.loc[:end], start=end - pd.Timedelta("6h"), cmdb=data.cmdb)
     assert diagnosis.verdict == "root_cause" and diagnosis.top(1) == ["cart"]
     assert abs((diagnosis.anomaly_start - fault.start).total_seconds()) <= 120
     assert diagnosis.start_confidence is not None and diagnosis.anomaly_start_detected
@@ -426,3 +427,14 @@ def test_infinite_values_are_ignored_with_a_warning_and_times_must_be_finite():
         with pytest.raises(InvalidInput, match=f"{name}: 'nan' is not a time") as error:
             rank_root_causes(frame, **{name: "nan"})
         assert error.value.field == name
+
+
+@pytest.mark.parametrize("seed", [10, 23])
+def test_the_morning_rise_of_traffic_is_no_surge(seed):
+    """Two benchmark cases of a weak fault in a morning window: traffic rises 1.3x with the daily rhythm,
+    slowly; that is no surge hiding the fault (a surge is an abrupt rise)."""
+    from bizra_nb.cases import make_case
+
+    case = make_case("rhythm_fault", seed)
+    diagnosis = rank_root_causes(case.metrics, anomaly_start=case.start, start=case.window_start, cmdb=case.cmdb)
+    assert diagnosis.verdict == "root_cause" and diagnosis.top(1) == [case.root]

@@ -104,6 +104,7 @@ def diagnose(
 
 
 MAX_HISTORY = pd.Timedelta(days=14)
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def history_span(history) -> pd.Timedelta | None:
@@ -120,6 +121,8 @@ def history_span(history) -> pd.Timedelta | None:
     try:
         if isinstance(history, bool):
             raise TypeError("a flag is no length")
+        if isinstance(history, str) and _NUMBER.fullmatch(history.strip()):
+            history = float(history)  # a bare number is seconds, as a Python number is (not pandas' nanoseconds)
         if isinstance(history, (int, float)):
             span = pd.Timedelta(seconds=history)
         else:

@@ -42,17 +42,18 @@ def kind_words(candidate: Candidate, name: Callable[[str], str] = str) -> str:
     --------
     >>> from bizra_nb.rca import Candidate
     >>> kind_words(Candidate("payments-db", 9.0, "-", None, kind="no_metrics", callers=["payment"]))
-    'no metrics of its own — blamed from its callers payment'
+    'no metrics of its own — blamed from its caller payment'
     """
-    callers = ", ".join(name(c) for c in candidate.callers)
+    callers = ("its caller " if len(candidate.callers) == 1 else "its callers ") + ", ".join(
+        name(c) for c in candidate.callers)
     if candidate.kind == "no_metrics":
-        return f"no metrics of its own — blamed from its callers {callers}" if callers else "no metrics of its own"
+        return f"no metrics of its own — blamed from {callers}" if candidate.callers else "no metrics of its own"
     if candidate.kind == "dependency_edge":
         if candidate.edge is not None:
             return f"calls from {name(candidate.edge[0])} to {name(candidate.edge[1])} slowed"
-        return f"calls into it slowed — blamed from its callers {callers}" if callers else "calls into it slowed"
+        return f"calls into it slowed — blamed from {callers}" if candidate.callers else "calls into it slowed"
     if candidate.callers:
-        return f"its own metrics barely moved — blamed from its callers {callers} (its code or network)"
+        return f"its own metrics barely moved — blamed from {callers} (its code or network)"
     if candidate.kind == "code":
         return "its own latency or errors"
     return "its own metrics"
@@ -110,12 +111,15 @@ def incident_summary(diagnosis: Diagnosis, incident: dict | None = None, *, symp
     started = "detected" if diagnosis.anomaly_start_detected else "given"
     if diagnosis.anomaly_start_detected and diagnosis.start_confidence is not None:
         started += f" with confidence {diagnosis.start_confidence:.2f}"
-    if diagnosis.verdict == "nothing_to_blame" and diagnosis.anomaly_start_detected and (
-            diagnosis.start_confidence or 0.0) < 0.5:
-        lines.append(f"No common start of an anomaly was found; the window ends {_when(diagnosis.end)}.")
+    reason = (diagnosis.confidence or {}).get("reason") or ""
+    if diagnosis.verdict == "nothing_to_blame" and reason.startswith("traffic"):
+        lines.append(f"Traffic changed at **{_when(diagnosis.anomaly_start)}** ({started}), but not as a fault of one "
+                     f"service; the window ends {_when(diagnosis.end)}.")
     elif diagnosis.verdict == "nothing_to_blame" and diagnosis.anomaly_start_detected:
-        lines.append(f"Something changed at **{_when(diagnosis.anomaly_start)}** ({started}), but not as a fault "
-                     f"of one service; the window ends {_when(diagnosis.end)}.")
+        lines.append(f"No common start of an anomaly was found; the window ends {_when(diagnosis.end)}.")
+    elif diagnosis.verdict == "nothing_to_blame":
+        lines.append(f"Nothing went wrong from the given start, **{_when(diagnosis.anomaly_start)}**, to the end of "
+                     f"the window, {_when(diagnosis.end)}.")
     else:
         lines.append(f"The anomaly began at **{_when(diagnosis.anomaly_start)}** ({started}); the window ends "
                      f"{_when(diagnosis.end)}.")
@@ -174,7 +178,7 @@ def incident_record(diagnosis: Diagnosis, *, incident_id: int | None = None, k: 
     top = shown[0] if shown else None
     if top is None:
         headline = "nothing to blame" if diagnosis.verdict == "nothing_to_blame" else "no candidate"
-    elif top.kind == "no_metrics" or top.metric in ("", "-"):
+    elif top.kind == "no_metrics" or top.metric in ("", "-") or top.callers:
         headline = f"{top.service} ({kind_words(top)})"
     elif top.kind == "dependency_edge" and top.edge is not None:
         headline = f"{top.service} ({kind_words(top)})"

@@ -339,7 +339,7 @@ def test_without_a_cmdb_call_edges_are_inferred_from_co_moving_traffic():
     assert infer_calls(independent, independent.index[-1]) is None
 
 
-def test_without_a_cmdb_a_quiet_neighbour_with_a_weak_change_is_blamed_from_inferred_edges():
+def test_without_a_cmdb_a_quiet_neighbour_whose_traffic_dips_is_blamed_from_inferred_edges():
     rng = np.random.default_rng(4)
     index = pd.date_range("2026-10-01", periods=240, freq="15s", tz="UTC")
     shared = rng.normal(0, 5, 240)  # a's calls to b carry a's traffic
@@ -347,12 +347,29 @@ def test_without_a_cmdb_a_quiet_neighbour_with_a_weak_change_is_blamed_from_infe
                           "b_rate": 80 + shared + rng.normal(0, 2, 240), "b_latency": 10 + rng.normal(0, 1, 240),
                           "c_rate": 50 + rng.normal(0, 5, 240), "c_latency": 15 + rng.normal(0, 1, 240)}, index=index)
     frame.iloc[160:, 1] += 40  # a slows down
-    frame.iloc[160:, 3] += 1.5  # b: a weak steady change, far below "anomalous"
+    frame.iloc[160:, 2] -= 10  # b receives a little less (a waits): below "anomalous", but steady
     diagnosis = rank_root_causes(frame, anomaly_start=index[160])
-    assert diagnosis.top(2) == ["b", "a"] and diagnosis.ranking[0].callers == ["a"]
+    top = diagnosis.ranking[0]
+    assert (top.service, top.kind, top.callers) == ("b", "dependency_edge", ["a"])
     assert any("inferred from co-moving traffic (a-b)" in w for w in diagnosis.warnings)
-    frame["b_rate"] = 80 + rng.normal(0, 5, 240)  # b's traffic unrelated to a's: no edge, no blame
+    # a weak rise of b's latency is no evidence along an edge of unknown direction: b may be a's caller
+    frame.iloc[160:, 2] += 10
+    frame.iloc[160:, 3] += 1.5
     assert rank_root_causes(frame, anomaly_start=index[160]).top(1) == ["a"]
+    frame["b_rate"] = 80 + rng.normal(0, 5, 240)  # b's traffic unrelated to a's: no edge, no blame
+    frame.iloc[160:, 2] -= 10
+    assert rank_root_causes(frame, anomaly_start=index[160]).top(1) == ["a"]
+
+
+def test_without_a_cmdb_a_slow_database_is_not_blamed_on_a_neighbour_whose_latency_follows():
+    """Traffic flows along calls (inferred edges); the caller of a slow database also slows a little: the
+    database, whose own latency moved, stays first (edges of unknown direction blame only traffic dips)."""
+    start = pd.Timestamp("2026-10-01T10:00:00Z")
+    at = start + pd.Timedelta("40min")
+    for seed in range(8):
+        data = generate(start=start, duration="1h", seed=seed, faults=[Fault("payments-db", "latency", at)],
+                        coupling=0.7)
+        assert rank_root_causes(data.metrics, anomaly_start=at).top(1) == ["payments-db"], seed
 
 
 def test_an_isolated_anomaly_ranks_below_one_that_reached_its_callers():
@@ -438,3 +455,26 @@ def test_the_morning_rise_of_traffic_is_no_surge(seed):
     case = make_case("rhythm_fault", seed)
     diagnosis = rank_root_causes(case.metrics, anomaly_start=case.start, start=case.window_start, cmdb=case.cmdb)
     assert diagnosis.verdict == "root_cause" and diagnosis.top(1) == [case.root]
+
+
+def test_a_given_start_before_the_window_is_refused_and_a_quiet_window_is_dated_inside_it():
+    frame = synthetic({"a_latency": 20, "b_latency": 20})
+    with pytest.raises(InvalidInput, match="is before the window's start .*: the rows before it are history") as error:
+        rank_root_causes(frame, start=frame.index[120], anomaly_start=frame.index[100])
+    assert error.value.field == "anomaly_start"
+    quiet = rank_root_causes(frame, start=frame.index[120])
+    assert quiet.verdict == "nothing_to_blame" and quiet.anomaly_start >= frame.index[120]
+
+
+def test_traffic_that_only_rises_is_nothing_to_blame_and_said_so():
+    frame = synthetic({"a_rate": 100, "a_latency": 20, "b_latency": 20})
+    frame.iloc[160:, 0] += 40  # more requests: no evidence of a fault
+    diagnosis = rank_root_causes(frame, anomaly_start=frame.index[160])
+    assert diagnosis.verdict == "nothing_to_blame"
+    assert diagnosis.confidence["reason"].startswith("no series changed abruptly for the worse")
+    a = next(c for c in diagnosis.ranking if c.service == "a")
+    assert not a.evidence
+    assert "no metric changed for the worse beyond its normal range (its strongest change, rate" in a.explanation
+    frame.iloc[160:, 0] -= 80  # fewer requests: a fault's evidence (packet loss, a dead client)
+    fell = rank_root_causes(frame, anomaly_start=frame.index[160])
+    assert fell.verdict == "root_cause" and fell.top(1) == ["a"] and fell.ranking[0].evidence[0].metric == "rate"

@@ -109,7 +109,7 @@ def test_text_output_says_verdict_and_confidence_before_the_table(files):
     result = run("diagnose", "--data", files["unmonitored"], "--cmdb", files["cmdb"], "--top", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[1] == "verdict: root cause cart-cache (no metrics of its own — blamed from its callers cart)"
+    assert lines[1] == "verdict: root cause cart-cache (no metrics of its own — blamed from its caller cart)"
     assert lines[2].startswith("confidence: ") and lines[2].split()[1] in ("high", "medium", "low")
     header = next(n for n, line in enumerate(lines) if line.lstrip().startswith("rank"))
     assert header > 2 and "cart-cache" in lines[header + 1]
@@ -194,7 +194,7 @@ def test_summary_names_a_dependency_blamed_from_its_callers(no_metrics_diagnosis
     text = incident_summary(diagnosis, {"title": "HighLatency on cart"})
     paragraphs = text.split("\n\n")
     cause = next(p for p in paragraphs if p.startswith("**Most likely root cause"))
-    assert "` cart-cache `" in cause and "no metrics of its own — blamed from its callers ` cart `" in cause
+    assert "` cart-cache `" in cause and "no metrics of its own — blamed from its caller ` cart `" in cause
     confidence = next(p for p in paragraphs if p.startswith("**Confidence: "))
     assert paragraphs.index(confidence) == paragraphs.index(cause) + 1
     level = diagnosis.confidence["level"]
@@ -226,11 +226,11 @@ def test_table_and_bars_show_the_dependency_without_metrics(no_metrics_diagnosis
     table = ranking_table(diagnosis).frame
     first = table.iloc[0]
     assert first["Service"] == "cart-cache"
-    assert first["Evidence"] == "no metrics of its own — blamed from its callers cart"
+    assert first["Evidence"] == "no metrics of its own — blamed from its caller cart"
     assert first["Strongest metric"] == "– (no metrics)"
     assert list(table["Service"]) == [c.service for c in diagnosis.ranking if c.anomalous]
     bars = ranking_bar(diagnosis).data[0]
-    assert bars.y[-1] == "cart-cache" and "blamed from its callers cart" in bars.text[-1]  # on top, in red
+    assert bars.y[-1] == "cart-cache" and "blamed from its caller cart" in bars.text[-1]  # on top, in red
     assert set(bars.y) == {c.service for c in diagnosis.ranking if c.anomalous}
     fig = candidate_series(frame, diagnosis, k=2)
     assert fig.data[0].name.startswith("cart_")  # its caller's series
@@ -283,7 +283,7 @@ def test_the_record_keeps_its_fields_and_adds_the_contract(no_metrics_diagnosis)
     top = record["top_causes"][0]
     assert (top["service"], top["kind"], top["callers"]) == ("cart-cache", "no_metrics", ["cart"])
     assert all("kind" in c and len(c["evidence"]) <= 2 for c in record["top_causes"])
-    assert record["headline"] == "cart-cache (no metrics of its own — blamed from its callers cart)"
+    assert record["headline"] == "cart-cache (no metrics of its own — blamed from its caller cart)"
     json.dumps(record)  # summary.json
 
 
@@ -443,7 +443,7 @@ def test_a_hostile_name_of_a_dependency_without_metrics_is_text_in_chromium(brow
     assert page.page.query_selector_all("img[src='x'], img[onerror]") == []
     text = page.page.inner_text("body")
     assert f"Most likely root cause: {HOSTILE}" in text  # the summary, as text
-    assert "no metrics of its own — blamed from its callers cart" in text  # the table's evidence column
+    assert "no metrics of its own — blamed from its caller cart" in text  # the table's evidence column
     assert text.count(HOSTILE) >= 3, text.count(HOSTILE)  # summary, table row, explanation
     page.close()
 
@@ -517,3 +517,10 @@ def test_the_diagnosis_notebook_takes_a_history(files, tmp_path):
     finally:
         runner.close()
     assert any("(0 days 00:30:00) is used as normal data only" in w for w in run["summary"]["warnings"])
+
+
+def test_a_bare_number_of_history_is_seconds():
+    from bizra_nb.diagnose import history_span
+
+    assert history_span("86400") == history_span(86400) == pd.Timedelta(days=1)
+    assert history_span(" 1.5e3 ") == pd.Timedelta(seconds=1500) and history_span("2d") == pd.Timedelta(days=2)

@@ -417,7 +417,8 @@ def test_a_short_history_is_normal_data_and_the_start_is_not_looked_for_in_it():
     assert diagnosis.anomaly_start >= frame.index[120] and diagnosis.top(1) == ["b"]
     assert any("used as normal data only, not for a same-time-of-day comparison: it spans less than a day" in w
                for w in diagnosis.warnings)
-    assert rank_root_causes(frame).anomaly_start == frame.index[40]  # without start= the history is the window
+    whole = rank_root_causes(frame)  # without start= the history is part of the window: its step competes
+    assert any("two moments competed" in w and "00:10:00" in w for w in whole.warnings), whole.warnings
 
 
 @pytest.mark.parametrize("columns, message", [
@@ -478,3 +479,17 @@ def test_traffic_that_only_rises_is_nothing_to_blame_and_said_so():
     frame.iloc[160:, 0] -= 80  # fewer requests: a fault's evidence (packet loss, a dead client)
     fell = rank_root_causes(frame, anomaly_start=frame.index[160])
     assert fell.verdict == "root_cause" and fell.top(1) == ["a"] and fell.ranking[0].evidence[0].metric == "rate"
+
+
+@pytest.mark.parametrize("seed", [3, 14, 30])
+def test_when_a_change_of_period_competes_with_the_fault_the_clearer_diagnosis_wins(seed):
+    """Two benchmark cases where many series change level minutes before a weak fault: both moments are
+    diagnosed and the one whose diagnosis is clearer (not a muddle of independent anomalies) is kept."""
+    from bizra_nb.cases import make_case
+
+    case = make_case("level_shift", seed)
+    diagnosis = rank_root_causes(case.metrics, cmdb=case.cmdb, start=case.window_start)
+    assert diagnosis.top(1) == [case.root]
+    assert abs((diagnosis.anomaly_start - case.start).total_seconds()) <= 120  # not the change of period
+    assert (case.start - case.detail["at"]).total_seconds() >= 180
+    assert any(w.startswith("two moments competed for the anomaly start") for w in diagnosis.warnings)

@@ -110,8 +110,9 @@ def rank_root_causes(
     start_confidence = None
     work = data - expected.to_numpy() if expected is not None else data
     steps = step_scores(work.to_numpy(dtype="float64"), step_width(len(work)))
+    alternative = None
     if detected:
-        anomaly_at, start_confidence = detect_start(work, steps, earliest=earliest)
+        anomaly_at, start_confidence, alternative = detect_start(work, steps, earliest=earliest, alternative=True)
     elif window_start is not None and given < window_start:
         raise InvalidInput(f"anomaly_start {given.isoformat()} is before the window's start "
                            f"{window_start.isoformat()}: the rows before it are history", field="anomaly_start")
@@ -120,6 +121,23 @@ def rank_root_causes(
                            f"({data.index[0].isoformat()} .. {data.index[-1].isoformat()})", field="anomaly_start")
     else:
         anomaly_at = given
+    diagnosis = _diagnose_at(anomaly_at, data, stop, expected, steps, cmdb, list(warnings), detected,
+                             start_confidence)
+    if alternative is not None and start_confidence < 0.5:
+        # two moments competed: the one that explains the data more clearly wins (a change of period or an
+        # unrelated step diagnoses as a muddle of independent anomalies, the fault's start does not)
+        other = _diagnose_at(alternative, data, stop, expected, steps, cmdb, list(warnings), detected,
+                             start_confidence)
+        if other.confidence["score"] > diagnosis.confidence["score"]:
+            diagnosis, alternative = other, anomaly_at
+        diagnosis.warnings.append(f"two moments competed for the anomaly start: {diagnosis.anomaly_start:%H:%M:%S} "
+                                  f"(chosen: its diagnosis is clearer) and {alternative:%H:%M:%S} UTC")
+    return diagnosis
+
+
+def _diagnose_at(anomaly_at: pd.Timestamp, data: pd.DataFrame, stop: pd.Timestamp, expected, steps, cmdb,
+                 warnings: list[str], detected: bool, start_confidence: float | None) -> Diagnosis:
+    """The diagnosis of ``data`` from ``anomaly_at``: scores, ranking, topology, verdict, confidence, words."""
     normal_points = int((data.index < anomaly_at).sum())
     if normal_points < FEW_NORMAL_POINTS:
         warnings.append(f"only {normal_points} normal points before the anomaly start: the normal spread is a rough "

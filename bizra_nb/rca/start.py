@@ -12,8 +12,8 @@ SERVICE_CAP = 10.0  # start detection: the most one series counts (in noise unit
 COHERENCE_POWER = 6  # start detection: a moment where series also change for the better is a change of period
 
 
-def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None, *,
-                 earliest: int = 0) -> tuple[pd.Timestamp, float]:
+def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None, *, earliest: int = 0,
+                 alternative: bool = False) -> tuple:
     """The most likely start of the anomaly and the confidence in it (0..1).
 
     Consensus of abrupt changes: per series, the step score (:func:`step_scores`) signed so that a change
@@ -23,7 +23,8 @@ def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None, *,
     directions, as when the data was recorded in another period, cancel out). The start is then moved back
     to where the contributing series first left their normal band (a slow ramp starts before its steepest
     point). The confidence is the winner's margin over the best moment elsewhere. The start is looked for
-    from row ``earliest`` on (the rows before are history).
+    from row ``earliest`` on (the rows before are history). With ``alternative``, a third value: that
+    best moment elsewhere (dated the same way), or None.
     """
     values = frame.to_numpy(dtype="float64")
     n = len(values)
@@ -60,22 +61,30 @@ def detect_start(frame: pd.DataFrame, steps: np.ndarray | None = None, *,
     lo = min(max(MIN_NORMAL_POINTS, earliest), n - 1)
     hi = n - max(1, width // 2)
     if hi <= lo:
-        return frame.index[(lo + n) // 2], 0.0
+        return (frame.index[(lo + n) // 2], 0.0) + ((None,) if alternative else ())
     best = lo + int(np.argmax(smooth[lo:hi]))
     peak = smooth[best]
     if peak <= 0:
-        return frame.index[(lo + n) // 2], 0.0
+        return (frame.index[(lo + n) // 2], 0.0) + ((None,) if alternative else ())
     # of the moments nearly as strong, the most coherent: a fault makes things worse, all of them
     close = lo + np.flatnonzero(smooth[lo:hi] >= 0.5 * peak)
     purest = close[coherence[close] >= coherence[close].max() - 1e-9]
     if coherence[best] < coherence[purest].max():
         best = int(purest[np.argmax(smooth[purest])])
         peak = smooth[best]
-    others = np.concatenate([smooth[lo:max(lo, best - 3 * width)], smooth[min(hi, best + 3 * width):hi]])
-    runner_up = float(others.max()) if len(others) else 0.0
+    elsewhere = smooth.copy()
+    elsewhere[:lo], elsewhere[hi:] = -np.inf, -np.inf
+    elsewhere[max(lo, best - 3 * width):min(hi, best + 3 * width)] = -np.inf
+    second = int(np.argmax(elsewhere)) if np.isfinite(elsewhere).any() else None
+    runner_up = float(elsewhere[second]) if second is not None else 0.0
     confidence = float(np.clip(1 - max(runner_up, 0.0) / peak, 0, 1))
     raw = np.where(bad == 0, np.abs(steps), steps * bad)  # signed, before the cap and the threshold
-    return frame.index[_earliest_onset(values, best, signed, raw, bad, width, spread, lo)], confidence
+    found = frame.index[_earliest_onset(values, best, signed, raw, bad, width, spread, lo)]
+    if alternative:
+        other = (frame.index[_earliest_onset(values, second, signed, raw, bad, width, spread, lo)]
+                 if second is not None and runner_up > 0 else None)
+        return found, confidence, other
+    return found, confidence
 
 
 def _earliest_onset(values: np.ndarray, best: int, signed: np.ndarray, raw: np.ndarray, bad: np.ndarray, width: int,

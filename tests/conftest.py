@@ -216,6 +216,17 @@ def fleet(tmp_path_factory):
     return types.SimpleNamespace(dir=out, metrics=metrics, cmdb=cmdb, fault=fault, data=data)
 
 
+@pytest.fixture
+def rca_server(make_server, fleet, auth):
+    """A server diagnosing the fleet dataset, the fleet CMDB imported; with an httpx client on it."""
+    import httpx
+
+    running = make_server(dataset=str(fleet.metrics))
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        assert client.post("/cmdb/import", content=fleet.cmdb.read_text(), headers=auth).status_code == 200
+        yield running, client
+
+
 @pytest.fixture(scope="module")  # not wider: Playwright's sync API keeps an asyncio loop running meanwhile
 def browser():
     from playwright.sync_api import sync_playwright  # a dev dependency

@@ -303,18 +303,8 @@ def test_kind_words():
 # -- the server ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def diagnosing_server(make_server, fleet, auth):
-    import httpx
-
-    running = make_server(dataset=str(fleet.metrics))
-    with httpx.Client(base_url=running.url, timeout=30) as client:
-        assert client.post("/cmdb/import", content=fleet.cmdb.read_text(), headers=auth).status_code == 200
-        yield running, client
-
-
-def test_quick_diagnosis_returns_the_contract(diagnosing_server, fleet, auth):
-    _, http = diagnosing_server
+def test_quick_diagnosis_returns_the_contract(rca_server, fleet, auth):
+    _, http = rca_server
     start, end = fleet.data.metrics.index[0], fleet.data.metrics.index[-1]
     doc = http.post("/rca/diagnose", json={"start": start.isoformat(), "end": end.isoformat()}, headers=auth).json()
     assert doc["verdict"] == "root_cause" and doc["confidence"]["level"] in ("high", "medium", "low")
@@ -322,12 +312,12 @@ def test_quick_diagnosis_returns_the_contract(diagnosing_server, fleet, auth):
     assert doc["ranking"][0]["service"] == "catalog-db" and doc["ranking"][0]["kind"] in KINDS
 
 
-def test_an_incident_diagnosis_carries_verdict_confidence_and_kinds(diagnosing_server, fleet, auth):
+def test_an_incident_diagnosis_carries_verdict_confidence_and_kinds(rca_server, fleet, auth):
     import websocket
 
     from tests.conftest import wait_until
 
-    running, http = diagnosing_server
+    running, http = rca_server
     ws = websocket.create_connection(running.ws_url, timeout=20)
     ws.send(json.dumps({"subscribe": ["incident", "rca"]}))
     opened = http.post("/rca/incidents", json={"title": "frontend slow", "service": "frontend", "diagnose": True,
@@ -448,10 +438,10 @@ def test_a_hostile_name_of_a_dependency_without_metrics_is_text_in_chromium(brow
     page.close()
 
 
-def test_the_status_page_shows_the_suspected_cause_with_its_confidence(browser, diagnosing_server, fleet, auth):
+def test_the_status_page_shows_the_suspected_cause_with_its_confidence(browser, rca_server, fleet, auth):
     from tests.browser import Watched
 
-    running, http = diagnosing_server
+    running, http = rca_server
     page = Watched(browser, running.url + "/", viewport={"width": 1280, "height": 800})
     page.dot("green")
     incident_id = http.post("/rca/incidents", json={"title": "frontend slow", "service": "frontend", "diagnose": True,

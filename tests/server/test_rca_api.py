@@ -11,16 +11,6 @@ from tests.conftest import wait_until
 from tests.test_incidents import payload
 
 
-@pytest.fixture
-def rca_server(make_server, fleet, auth):
-    import httpx
-
-    running = make_server(dataset=str(fleet.metrics))
-    with httpx.Client(base_url=running.url, timeout=30) as client:
-        assert client.post("/cmdb/import", content=fleet.cmdb.read_text(), headers=auth).status_code == 200
-        yield running, client
-
-
 def alert_payload(fleet, status="firing"):
     body = payload(status=status, service="frontend")
     starts = fleet.fault.start.isoformat()

@@ -10,13 +10,19 @@ cycles, its score, the stream's state) stay local.
 A client's :meth:`Client.deliver` never waits: each client has a bounded
 write buffer, and a client that stops reading is dropped when it overflows
 (see ``server/live.py``), so it never delays the others.
+
+A broadcast is framed once: :meth:`Hub.deliver_local` builds the WebSocket
+frame (:func:`text_frame`) and hands the same bytes to every subscribed client
+that has a ``deliver_frame`` (the live stream's handlers); other clients
+(tests, bridges) get the text through :meth:`Client.deliver`.
 """
 from __future__ import annotations
 
 import json
 import logging
+import struct
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 log = logging.getLogger("bizra.hub")
 
@@ -27,6 +33,9 @@ _KNOWN = frozenset(MESSAGE_TYPES)
 
 
 class Client(Protocol):
+    """A connected client. One may also have ``deliver_frame(frame: bytes) -> bool``, which the hub then uses
+    for broadcasts instead of :meth:`deliver`: the same :func:`text_frame` bytes for every client."""
+
     subscriptions: frozenset[str] | None
 
     def deliver(self, text: str) -> bool:
@@ -35,11 +44,28 @@ class Client(Protocol):
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
+def text_frame(text: str) -> bytes:
+    """The WebSocket frame a server sends for ``text``: FIN, text opcode, unmasked, uncompressed (RFC 6455 5.2).
+
+    Byte for byte what Tornado's ``write_message(text)`` writes on a connection without
+    permessage-deflate (the live stream never negotiates it: see ``LiveUpdatesHandler``).
+    """
+    payload = text.encode("utf-8")
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size <= 0xFFFF:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
+
+
 class Hub:
     """In-process publisher to the connected WebSocket clients (IOLoop thread only)."""
 
     def __init__(self, *, metrics=None) -> None:
-        self.clients: set[Client] = set()
+        self.clients: dict[Client, Callable[[bytes], bool] | None] = {}  # client -> its deliver_frame, if any
         self._metrics = metrics
         self._loop = None
         self._bus = None
@@ -61,11 +87,11 @@ class Hub:
         self._loop = loop
 
     def add(self, client: Client) -> None:
-        self.clients.add(client)
+        self.clients[client] = getattr(client, "deliver_frame", None)
         self._set_gauge()
 
     def remove(self, client: Client) -> None:
-        self.clients.discard(client)
+        self.clients.pop(client, None)
         self._set_gauge()
 
     def _set_gauge(self) -> None:
@@ -92,10 +118,18 @@ class Hub:
         if type_ not in _KNOWN:
             return 0  # from a replica of another version: not a type these clients can subscribe to
         sent = 0
-        for client in list(self.clients):
-            if client.subscriptions is not None and type_ not in client.subscriptions:
+        frame = None  # built once, for the first client that takes frames
+        for client, deliver_frame in list(self.clients.items()):
+            subscriptions = client.subscriptions
+            if subscriptions is not None and type_ not in subscriptions:
                 continue
-            if client.deliver(text):
+            if deliver_frame is None:
+                took = client.deliver(text)
+            else:
+                if frame is None:
+                    frame = text_frame(text)
+                took = deliver_frame(frame)
+            if took:
                 sent += 1
         if sent and self._metrics is not None:
             self._metrics.ws_messages_sent.labels(type_).inc(sent)

@@ -67,7 +67,7 @@ def main() -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bizra_nb.cli", "serve", "--port", "0", "--ws-port", "-1", "--data-dir", str(tmp / "data"),
          "--reports-dir", str(tmp / "reports"), "--api-token", TOKEN, "--log-level", "warning",
-         "--audit-schedule", "", "--benchmark-schedule", ""],
+         "--audit-schedule", "", "--benchmark-schedule", "", "--kernel-pool", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         port = int(re.search(r":(\d+)/health", proc.stdout.readline()).group(1))

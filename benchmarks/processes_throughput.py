@@ -65,7 +65,8 @@ def measure(cmd: list[str], port: int, duration: int, log_path: Path, env: dict 
 
 def serve_cmd(port: int, data_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "bizra_nb.cli", "serve", "--port", str(port), "--ws-port", "-1",
-            "--data-dir", str(data_dir), "--audit-schedule", "", "--benchmark-schedule", "", *extra]
+            "--data-dir", str(data_dir), "--audit-schedule", "", "--benchmark-schedule", "",
+            "--kernel-pool", "0", *extra]  # no runs here: no warm kernels competing for the cores
 
 
 def main() -> int:

@@ -46,7 +46,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--ws-clients", type=int, default=10)
     args = parser.parse_args()
-    proc, base = start_server(Path(tempfile.mkdtemp(prefix="bizra-runbook-")), "--heartbeat-interval", "1")
+    proc, base = start_server(Path(tempfile.mkdtemp(prefix="bizra-runbook-")), "--heartbeat-interval", "1",
+                              "--kernel-pool", "0")  # no runs here: no warm kernels competing for the cores
     try:
         stalled = stalled_client(base)
         result = bench(base, duration=args.duration, rate=args.rate, concurrency=args.concurrency,

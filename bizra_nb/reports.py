@@ -6,6 +6,7 @@ a half-written report under a final name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -140,15 +141,49 @@ def export_html(nb, *, title: str) -> str:
     of its figures (:func:`figure_scripts`, :func:`bizra_nb.markup.protect_html`).
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
-                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            embed_images=True)
     nb = nbformat.from_dict(nb)
     nb.metadata["title"] = title  # the template escapes it
-    body, _ = exporter.from_notebook_node(nb)
+    with _exporter() as exporter:
+        body, _ = exporter.from_notebook_node(nb)
     return protect_html(body, figure_scripts(nb))
+
+
+_idle_exporters: list = []  # built HTMLExporters (their templates compiled), none in use: one per concurrent export
+_exporters_lock = threading.Lock()
+
+
+def _new_exporter():
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
+                        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                        embed_images=True)
+
+
+@contextlib.contextmanager
+def _exporter():
+    """An exporter for this export alone: a built one not in use, else a new one; kept for the next export.
+
+    An exporter registers per-notebook filters on its Jinja environment as it exports, so two
+    threads never share one; one that raised is dropped.
+    """
+    with _exporters_lock:
+        exporter = _idle_exporters.pop() if _idle_exporters else None
+    exporter = exporter or _new_exporter()
+    yield exporter
+    with _exporters_lock:
+        _idle_exporters.append(exporter)
+
+
+def prepare_export() -> None:
+    """Import nbconvert and build an exporter now (a report's first export otherwise pays a second or two)."""
+    import nbformat
+
+    export_html(nbformat.v4.new_notebook(), title="")
+
+
+BIG_OUTPUT = 1 << 20  # characters: the figure output that carries plotly.js (about 4.8 MB), the same in every report
 
 
 def figure_scripts(nb) -> list[str]:
@@ -160,8 +195,16 @@ def figure_scripts(nb) -> list[str]:
             data = output.get("data", {})
             if PLOTLY_MIMETYPE in data and "text/html" in data:
                 html = data["text/html"]
-                hashes += script_hashes("".join(html) if isinstance(html, list) else html)
+                html = "".join(html) if isinstance(html, list) else html
+                hashes += _big_output_hashes(html) if len(html) > BIG_OUTPUT else script_hashes(html)
     return hashes
+
+
+@functools.lru_cache(maxsize=2)
+def _big_output_hashes(html: str) -> tuple[str, ...]:
+    """:func:`~bizra_nb.markup.script_hashes` of an output holding plotly.js, kept: the next report holds
+    the same text (a dictionary look-up compares it, without parsing and hashing it again)."""
+    return tuple(script_hashes(html))
 
 
 INDEX_LOCK = ".index.lock"  # in the reports dir: one writer of index.html at a time, across processes

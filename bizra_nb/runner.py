@@ -32,7 +32,8 @@ from typing import Any, Callable
 from bizra_nb.errors import BizraError, Conflict, InvalidInput
 from bizra_nb.parameters import (  # noqa: F401 - importable from here too, as before
     _NAME, _TYPES, check_parameters, coerce_cli_value, declared_parameters, describe_parameters, preflight)
-from bizra_nb.reports import export_html, extract_summary, failure_cell, report_title, trim_failed, write_atomic, write_index
+from bizra_nb.reports import (export_html, extract_summary, failure_cell, prepare_export, report_title, trim_failed,
+                              write_atomic, write_index)
 from bizra_nb.run_queue import PRIORITIES, RunQueue
 from bizra_nb.score import ScoreKeeper
 from bizra_nb.store import Store
@@ -163,13 +164,23 @@ class Runner:
         :meth:`recover` fails every unfinished run; with an owner it fails only the owner's.
     data_dir
         The data dir workers see as ``BIZRA_DATA_DIR`` when the store is not a SQLite file in it.
+    kernel_pool
+        Warm workers kept ready for runs on this machine (:class:`~bizra_nb.kernel_pool.KernelPool`):
+        0 none (every run starts its kernel), -1 one per executor slot but at most
+        :data:`~bizra_nb.kernel_pool.DEFAULT_SIZE` (:func:`~bizra_nb.kernel_pool.pool_size`). Runs on Dask
+        always start theirs.
+    on_worker_start
+        Called with ``"warm"`` or ``"cold"`` as each run's worker starts (a warm worker of the pool, or a
+        worker and kernel of its own; a run on Dask is cold): the ``bizra_runs_started_total`` metric.
     """
 
     def __init__(self, store: Store, *, reports_dir: str | Path = "reports", notebooks_dir: Path = NOTEBOOKS_DIR,
                  executor: Any = None, workers: int | None = None, keeper: ScoreKeeper | None = None,
                  on_event: Callable[[dict], None] | None = None, cell_timeout: float = 600,
-                 run_timeout: float = 3600, owner: str | None = None, data_dir: str | Path | None = None) -> None:
+                 run_timeout: float = 3600, owner: str | None = None, data_dir: str | Path | None = None,
+                 kernel_pool: int = 0, on_worker_start: Callable[[str], None] | None = None) -> None:
         self.store = store
+        self.on_worker_start = on_worker_start
         self.owner = owner
         self.data_dir = data_dir
         self.reports_dir = Path(reports_dir).resolve()
@@ -187,6 +198,15 @@ class Runner:
         self._closing = False
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
+        self.pool = None
+        if kernel_pool and not self.executor.remote:
+            from bizra_nb.kernel_pool import KernelPool, pool_size
+
+            size = pool_size(kernel_pool, self.executor.slots())
+            if size > 0:
+                self.pool = KernelPool(size, kernel=self.kernel, environment=self._pool_environment,
+                                       folder=self.reports_dir / ".kernel-pool")
+                threading.Thread(target=_prepare_export, name="bizra-export-warm", daemon=True).start()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -408,7 +428,9 @@ class Runner:
                 run["notebook"], run["parameters"], partial, kernel=self.kernel, cell_timeout=self.cell_timeout,
                 run_timeout=self.run_timeout, env={**worker_environment(os.environ), **self._run_environment(run)},
                 log_path=folder / "run.log", on_progress=progress.update,
-                on_start=lambda stop: self._started(run_id, stop, done), cancelled=lambda: run_id in self._cancelled)
+                on_start=lambda stop: self._started(run_id, stop, done),
+                cancelled=lambda: run_id in self._cancelled or self._closing,  # a close ends a wait for a warm worker
+                pool=self.pool, on_worker=lambda start, how: self._worker_started(run_id, start, how))
         finally:
             done.set()
             progress.close()
@@ -444,6 +466,7 @@ class Runner:
                     run = claimed
                     self._event(run)
                     progress = self._progress(run)
+                    self._worker_started(run_id, "cold", "cold start (on the Dask cluster)")
                     self._started(run_id, remote.cancel, done)
                 elif event.get("event") == "progress" and progress is not None:
                     progress.update({"cell": event["cell"], "cells": event["cells"]})
@@ -480,15 +503,27 @@ class Runner:
         return self._finish(run, status, error, partial, rendered=rendered or None)
 
     def _started(self, run_id: str, stop: Callable[[], None], done: threading.Event) -> None:
-        """The run executes: ``stop`` ends it (a cancel, a close); a cancel that came first applies now."""
+        """The run executes: ``stop`` ends it (a cancel, a close); a cancel that came first applies now, and so
+        does a close that came first (a run that was waiting for a warm worker ends cancelled, as the others)."""
         with self._lock:
             self._running[run_id] = stop
+            if self._closing:
+                self._cancelled.add(run_id)
             cancelled_early = run_id in self._cancelled
         if cancelled_early:
             stop()
         if self.owner is not None:  # several replicas: a cancel may come through another one
             threading.Thread(target=self._watch_cancel_requests, args=(run_id, stop, done), daemon=True,
                              name=f"cancel-watch-{run_id}").start()
+
+    def _worker_started(self, run_id: str, start: str, how: str) -> None:
+        """A run's worker started, ``warm`` or ``cold`` (``how``: which worker, or why cold): logged, counted."""
+        log.info("run %s: %s", run_id, how)
+        if self.on_worker_start is not None:
+            try:
+                self.on_worker_start(start)
+            except Exception as exc:  # noqa: BLE001 - a metric never fails a run
+                log.warning("could not count the start of run %s: %r", run_id, exc)
 
     def _progress(self, run: dict) -> "_RunProgress":
         return _RunProgress(run, self._event, lambda p: self._store_progress(run["id"], p))
@@ -497,6 +532,12 @@ class Runner:
         """What the platform adds to a worker's environment for ``run``."""
         return {"BIZRA_REPORT": "1", "BIZRA_RUN_ID": run["id"], "PYTHONUNBUFFERED": "1",
                 **self._store_environment(reads_store="data_dir" in declared_parameters(Path(run["notebook"])))}
+
+    def _pool_environment(self) -> dict[str, str]:
+        """A warm worker's environment: a run's, without its own variables (``BIZRA_RUN_ID``) nor the store's
+        credentials (notebooks that get them run cold)."""
+        return {**worker_environment(os.environ), "BIZRA_REPORT": "1", "PYTHONUNBUFFERED": "1",
+                **self._store_environment()}
 
     def _store_environment(self, *, reads_store: bool = False) -> dict[str, str]:
         """What a worker needs to find the store: ``BIZRA_DATA_DIR``, and for a database server
@@ -613,6 +654,8 @@ class Runner:
             except BizraError:
                 pass  # it finished meanwhile
         self.executor.shutdown(wait=True)
+        if self.pool is not None:  # after the runs: its thread is the parent of the workers they took
+            self.pool.close()
         with self._lock:
             left, self._futures = self._futures, {}
         for run_id, future in left.items():  # still waiting for a slot: they stay queued (recover fails them)
@@ -646,6 +689,14 @@ def render_reports(run: dict, status: str, error: dict | None,
     title = report_title(path.stem, run["parameters"], failed=status != "succeeded")
     shown = trim_failed(nbformat.from_dict(nb)) if error is not None else nb  # run.ipynb keeps every cell
     return {"run.ipynb": run_ipynb, "report.html": export_html(shown, title=title)}, summary, message, error
+
+
+def _prepare_export() -> None:
+    """Warm the report export (imports, a built exporter) while no run waits for it."""
+    try:
+        prepare_export()
+    except Exception as exc:  # noqa: BLE001 - the first report builds its exporter then
+        log.warning("could not prepare the report export: %s", exc)
 
 
 def report_links(run: dict, base: str = "/reports") -> dict:
@@ -771,20 +822,25 @@ def _stop_orphan_workers(partial: Path) -> None:
     """SIGKILL the process group of a worker that outlived its server (it writes ``partial``; Linux /proc only).
 
     A worker runs in a session of its own, so a server killed with -9 leaves it running; it
-    would write into a folder whose run is already failed, and keep its kernel alive.
+    would write into a folder whose run is already failed, and keep its kernel alive. A worker
+    is recognised by its stderr, the run's ``run.log`` (a warm worker's log file was renamed to
+    it when it took the run), or by ``partial`` in its command line.
     """
     proc_dir = Path("/proc")
     if not proc_dir.is_dir():
         return
-    needle = str(partial).encode()
+    needle, run_log = str(partial).encode(), str(partial.parent / "run.log")
     for entry in proc_dir.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"bizra_nb.notebook_exec" not in argv:
+                continue
+            ours = needle in argv or os.readlink(entry / "fd" / "2") == run_log
         except OSError:
             continue
-        if b"bizra_nb.notebook_exec" in argv and needle in argv:
+        if ours:
             try:
                 os.killpg(int(entry.name), signal.SIGKILL)
                 log.warning("stopped worker %s of an interrupted run (it outlived its server)", entry.name)

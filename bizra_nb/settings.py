@@ -93,6 +93,10 @@ def _replica_name(value: str) -> str | None:
     return "must be at most 100 printable characters (no line breaks or control characters)"
 
 
+def _pool_size(value: int) -> str | None:
+    return None if -1 <= value <= 64 else "must be -1 (one per run worker, at most 2), 0 (off) or a number of warm workers up to 64"
+
+
 def _processes(value: int) -> str | None:
     return None if 1 <= value <= 64 else "must be 1 to 64 (about one per core)"
 
@@ -136,6 +140,7 @@ class Settings:
     workers: int = _setting(2, "threads for CPU-bound work (diagnoses) off the IOLoop", _positive)
     reports_dir: Path = _setting(Path("reports"), "folder of the generated reports and their index.html")
     run_workers: int = _setting(os.cpu_count() or 2, "notebook runs executing at once (default: the number of cores)", _positive)
+    kernel_pool: int = _setting(-1, "warm notebook workers kept ready in each server process (kernel started, pandas, plotly and bizra_nb imported): a run takes one instead of starting its kernel; about 300 MB of memory each, in total --processes x this many; -1 (default): one per --run-workers, at most 2; 0: off; runs on --dask-scheduler always start their own", _pool_size)
     dask_scheduler: str = _setting("", "Dask scheduler (tcp://host:8786) whose workers execute the notebook runs; empty: --run-workers processes on this machine", _dask_scheduler)
     cell_timeout: float = _setting(600.0, "seconds one notebook cell may run before its run fails", _positive)
     run_timeout: float = _setting(3600.0, "seconds a whole notebook run may take before it is stopped", _positive)

@@ -5,6 +5,7 @@ The same code runs a run on this machine (:class:`~bizra_nb.runner.Runner`) and 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,10 +14,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from bizra_nb.kernel_pool import KernelPool
 
 URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+PER_RUN = ("BIZRA_RUN_ID",)  # variables of one run: not in a warm worker's start, they come with its job (kernel_pool)
 
 
 def worker_environment(environ: dict[str, str]) -> dict[str, str]:
@@ -35,7 +40,8 @@ def worker_environment(environ: dict[str, str]) -> dict[str, str]:
 def execute_notebook(notebook: str, parameters: dict, partial: Path, *, kernel: str, cell_timeout: float,
                      run_timeout: float, env: dict[str, str], log_path: Path,
                      on_progress: Callable[[dict], None], on_start: Callable[[Callable[[], None]], None],
-                     cancelled: Callable[[], bool]) -> tuple[str, dict | None]:
+                     cancelled: Callable[[], bool], pool: "KernelPool | None" = None,
+                     on_worker: Callable[[str, str], None] | None = None) -> tuple[str, dict | None]:
     """Run ``notebook`` into ``partial`` in a worker process of its own session; returns ``(status, error)``.
 
     Parameters
@@ -48,6 +54,13 @@ def execute_notebook(notebook: str, parameters: dict, partial: Path, *, kernel: 
         Called once the process runs with the function that stops it (SIGTERM, then SIGKILL of its group).
     cancelled
         Read at the end: True makes the verdict ``cancelled`` whatever the process did.
+    pool
+        Warm workers (:class:`~bizra_nb.kernel_pool.KernelPool`): the run takes one started for ``kernel``
+        and ``env`` when one is ready (or the one starting for them, once ready), else starts its own worker
+        as without a pool; the pool reaps a warm one after the run, and holds its refills back while runs start.
+    on_worker
+        Called once the worker runs, before ``on_start``: ``("warm", "warm worker <pid> (kernel <pid>)")`` or
+        ``("cold", "cold start (<why>)")``, why being ``pool off``, ``none ready``, ``environment differs``...
 
     ``status`` is ``succeeded``, ``failed`` or ``cancelled``; ``error`` (None on success) has ``type``,
     ``message`` and, when known, ``cell`` and ``source``: a cell that raised, ``RunTimeout`` past
@@ -57,31 +70,44 @@ def execute_notebook(notebook: str, parameters: dict, partial: Path, *, kernel: 
            "--parameters", json.dumps(parameters), "--kernel", kernel, "--cell-timeout", str(cell_timeout),
            "--cwd", os.getcwd()]
     error: dict | None = None
-    with open(log_path, "w", encoding="utf-8") as worker_log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=worker_log, text=True,
-                                env={**env, "BIZRA_PARENT_PID": str(os.getpid())}, start_new_session=True)
-        expired = threading.Event()
+    with pool.lease(kernel, env, cancelled=cancelled) if pool is not None else contextlib.nullcontext() as lease:
+        proc = lease.hand_over({"input": notebook, "output": str(partial), "parameters": parameters,
+                                "cell_timeout": cell_timeout, "env": {k: env[k] for k in PER_RUN if k in env}},
+                               log_path) if lease is not None else None
+        warm = proc is not None
+        with open(log_path, "w", encoding="utf-8") if not warm else contextlib.nullcontext() as worker_log:
+            if not warm:
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=worker_log, text=True,
+                                        env={**env, "BIZRA_PARENT_PID": str(os.getpid())}, start_new_session=True)
+            if on_worker is not None:
+                on_worker(*(("warm", f"warm worker {proc.pid} (kernel {lease.worker.kernel_pid})") if warm else
+                            ("cold", f"cold start ({lease.why if lease is not None else 'pool off'})")))
+            expired = threading.Event()
 
-        def on_timeout() -> None:
-            expired.set()
-            stop(proc)
+            def on_timeout() -> None:
+                expired.set()
+                stop(proc)
 
-        timer = threading.Timer(run_timeout, on_timeout)
-        timer.start()
-        try:
-            on_start(lambda: stop(proc))
-            for line in proc.stdout:
-                event = parse(line)
-                if event.get("event") == "progress":
-                    on_progress({"cell": event["cell"], "cells": event["cells"]})
-                elif event.get("event") == "error":
-                    error = event
-            code = proc.wait()
-        except BaseException:
-            stop(proc)
-            raise
-        finally:
-            timer.cancel()
+            timer = threading.Timer(run_timeout, on_timeout)
+            timer.start()
+            finished: int | None = None  # a warm worker's exit code, said before it shuts its kernel down
+            try:
+                on_start(lambda: stop(proc))
+                for line in proc.stdout:
+                    event = parse(line)
+                    if event.get("event") == "progress":
+                        on_progress({"cell": event["cell"], "cells": event["cells"]})
+                    elif event.get("event") == "error":
+                        error = event
+                    elif event.get("event") == "finished" and warm and isinstance(event.get("code"), int):
+                        finished = event["code"]
+                        break
+                code = proc.wait() if finished is None else finished  # a warm one exits once its kernel is down
+            except BaseException:
+                stop(proc)
+                raise
+            finally:
+                timer.cancel()
     was_cancelled = cancelled()
     where = {"cell": (error or {}).get("cell"), "source": (error or {}).get("source", "")}
     if expired.is_set():

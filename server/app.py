@@ -41,7 +41,7 @@ log = logging.getLogger("bizra.server")
 
 STOP_TIMEOUT = 5.0  # seconds each Redis part may take to stop before the server stops without it
 DASK_CHECK_TIMEOUT = 3.0  # seconds the Dask scheduler may take to answer /ready's question before it counts as down
-RESOURCES = [page, health, metrics, live, auth_check, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list
+RESOURCES = [health, page, metrics, live, auth_check, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list; /health first: routes match in order, and it is polled hardest
 
 
 @dataclass
@@ -130,6 +130,7 @@ class Services:
             self.background.every(settings.schedule_check_interval, self.scheduler.step, "scheduler")
         self.background.every(self.settings.heartbeat_interval, self._heartbeat, "heartbeat")
         self.background.every(1.0, self._flush_access_log, "access log")
+        self.workers.submit(self.incident_flow.warm_up)  # what the first alert would load, loaded now
 
     def check_redis(self) -> str:
         """The /ready check of Redis: the bus, the shared score and the lease all reach it."""
@@ -271,7 +272,8 @@ def make_services(settings: Settings) -> Services:
                              executor=executor_for(settings.dask_scheduler, settings.run_workers),
                              keeper=scorekeeper, on_event=services.incident_flow.run_changed,
                              cell_timeout=settings.cell_timeout, run_timeout=settings.run_timeout,
-                             data_dir=settings.data_dir)
+                             data_dir=settings.data_dir, kernel_pool=settings.kernel_pool,
+                             on_worker_start=metric_set.run_started)
     services.scheduler = Scheduler.from_settings(services, lambda: services.base_url)
     scorekeeper.on_violation(services.persist_violation)
     return services

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Awaitable
 
 from bizra_nb import __version__
 from bizra_nb.errors import Unavailable
@@ -27,18 +28,25 @@ class StatusPart:
         self.key: tuple | None = None
         self.encoded = ""
 
-    async def get(self, handler: BaseHandler, snap: dict) -> str:
-        if time.monotonic() - self.read_at >= self.ttl:
-            self.read_at = time.monotonic()
-            try:
-                self.incidents = await handler.blocking(self.read_incidents, handler.store)
-            except Unavailable:
-                pass  # the store is down (/ready and components say so): liveness answers with the last read
-        controller = handler.services.controller
+    def stale(self) -> bool:
+        """Whether the open incidents must be read again (:meth:`read`) before :meth:`text`."""
+        return time.monotonic() - self.read_at >= self.ttl
+
+    async def read(self, handler: BaseHandler) -> None:
+        """Read the open incidents from the store (on the I/O threads); a store that is down keeps the last read."""
+        self.read_at = time.monotonic()
+        try:
+            self.incidents = await handler.blocking(self.read_incidents, handler.store)
+        except Unavailable:
+            pass  # the store is down (/ready and components say so): liveness answers with the last read
+
+    def text(self, services, snap: dict) -> str:
+        """The members, encoded (again only when the score, the controller's cycle or the read changed)."""
+        controller = services.controller
         alive = controller.alive
         key = (snap["score"], snap["tier"], controller.cycle_count, alive, self.read_at)
         if key != self.key:
-            self.key, self.encoded = key, self.encode(handler.services, snap, alive)
+            self.key, self.encoded = key, self.encode(services, snap, alive)
         return self.encoded
 
     @staticmethod
@@ -70,35 +78,86 @@ def metric_source(settings) -> dict:
     return {"configured": False, "kind": None, "hint": NO_SOURCE_HINT}
 
 
+class LivePart:
+    """The whole /health body, kept as the encoded text around its two members that change on every
+    request (``uptime_seconds``, and ``events``: each request is one); the text is re-encoded only
+    when another member changed. The body is the same as encoding the dict each time."""
+
+    UPTIME, EVENTS = "\x00uptime\x00", "\x00events\x00"  # placeholders: no other member of the dict holds them
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.violations: dict | None = None  # a copy: the snapshot's own dict may change in place
+        self.pieces = (b"", b"", b"")
+
+    def body(self, snap: dict, clients: int, uptime: float, controller: str, status: str, replica: str) -> bytes:
+        """The body (UTF-8) for this snapshot, client count, uptime and pre-encoded parts."""
+        score, window, violations = snap["score"], snap["window_seconds"], snap["violations"]
+        key = (score, type(score), snap["tier"], window, type(window), clients,  # the types too: 100 == 100.0,
+               controller, status, replica)  # but they encode apart
+        if key != self.key or violations != self.violations:
+            self.key, self.violations = key, dict(violations)
+            self.pieces = self.encode(snap, clients, controller, status, replica)
+        head, middle, tail = self.pieces
+        return b"".join((head, json_number(uptime).encode(), middle, json_number(snap["events"]).encode(), tail))
+
+    def encode(self, snap: dict, clients: int, controller: str, status: str, replica: str) -> tuple[bytes, ...]:
+        live = encode_json({
+            "status": "ok",
+            "version": __version__,
+            "uptime_seconds": self.UPTIME,
+            "ahsan_score": snap["score"],
+            "احسان": snap["score"],
+            "tier": snap["tier"],
+            "window_seconds": snap["window_seconds"],
+            "events": self.EVENTS,
+            "violations": snap["violations"],
+            "websocket_clients": clients,
+        })
+        head, _, rest = live.partition(encode_json(self.UPTIME))  # before the pre-encoded parts join: only
+        middle, _, tail = rest.partition(encode_json(self.EVENTS))  # the placeholders themselves can match
+        tail = tail[:-1] + ", " + controller + ", " + status + ", " + replica + "}"
+        return head.encode(), middle.encode(), tail.encode()
+
+
+def json_number(value) -> str:
+    """``value`` as :func:`encode_json` writes it (a finite float or an int, the fast way)."""
+    kind = type(value)
+    if kind is int or (kind is float and value - value == 0.0):  # finite: NaN and infinities are not
+        return kind.__repr__(value)
+    return encode_json(value)
+
+
 class HealthHandler(BaseHandler):
     """Liveness, the score and the overall status; kept cheap, since dashboards poll it
-    (see benchmarks/health_throughput.py): the status part is re-encoded only when it changed.
+    (see benchmarks/health_throughput.py): the body is re-encoded only when a member other than the
+    uptime and the event count changed (:class:`LivePart`), the status part only when it changed.
 
     ``status`` stays the liveness answer (``ok``); ``overall_status`` is the status-page verdict
     (:func:`bizra_nb.status.overall_status`) with its reasons.
     """
 
-    async def get(self) -> None:
-        services = self.services
+    def get(self) -> Awaitable[None] | None:
+        settings = self.application.settings
+        services = settings["services"]
+        parts = settings.get("health_parts") or settings.setdefault("health_parts", (StatusPart(), LivePart()))
         snap = services.score_snapshot()
-        status_part = await self.application.settings.setdefault("health_status_part", StatusPart()).get(self, snap)
-        live = encode_json({
-            "status": "ok",
-            "version": __version__,
-            "uptime_seconds": round(time.time() - services.started_at, 3),
-            "ahsan_score": snap["score"],
-            "احسان": snap["score"],
-            "tier": snap["tier"],
-            "window_seconds": snap["window_seconds"],
-            "events": snap["events"],
-            "violations": snap["violations"],
-            "websocket_clients": len(self.hub.clients),
-        })
+        if parts[0].stale():  # once a TTL: this answer waits for the read (Tornado awaits what get returns)
+            return self._answer_after_reading(services, snap, parts)
+        self._answer(services, snap, parts)
+        return None
+
+    async def _answer_after_reading(self, services, snap: dict, parts: tuple) -> None:
+        await parts[0].read(self)
+        self._answer(services, snap, parts)
+
+    def _answer(self, services, snap: dict, parts: tuple) -> None:
+        status_part, live = parts
         # the controller's part changes once a cycle, the status part once a change: they arrive pre-encoded
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(live[:-1] + ", " + services.controller.health_fragment + ", " + status_part + ", "
-                    + self.replica_fragment(services, snap) + "}")
-
+        self.finish(live.body(snap, len(services.hub.clients), round(time.time() - services.started_at, 3),
+                              services.controller.health_fragment, status_part.text(services, snap),
+                              self.replica_fragment(services, snap)))
 
     _replica_cache: tuple = (None, "")  # (key, encoded): the replica part changes when its leadership does
 

@@ -6,9 +6,9 @@ import logging
 
 from pathlib import Path
 
-from bizra_nb.parameters import server_confinement
+from bizra_nb.parameters import declared_parameters, server_confinement
 from bizra_nb.reports import write_atomic
-from bizra_nb.runner import available_notebooks, report_links
+from bizra_nb.runner import available_notebooks, report_links, resolve_notebook
 from bizra_nb.errors import BizraError
 from bizra_server.metrics import RunGauges
 
@@ -129,6 +129,21 @@ class IncidentFlow:
         self.services.background.spawn(self.diagnose_incident(incident_id), f"diagnosis of incident {incident_id}")
         if self.services.settings.diagnose_with_notebook and self.source_location():
             self.services.background.spawn(self.start_notebook(incident_id), f"diagnosis run of incident {incident_id}")
+
+    def warm_up(self) -> None:
+        """Blocking (call off the IOLoop, once, after the start): load now what the first alert's diagnoses
+        would load then, so that the first alert after a start does not wait for it: the diagnosis modules
+        (pandas, the RCA engine) and papermill's reading of ``incident_diagnosis.ipynb``'s parameters
+        (nbformat, its schema). Nothing is read from the metric source, nothing is recorded; without a
+        metric source nothing is diagnosed, so nothing is loaded."""
+        if not self.source_location():
+            return
+        try:
+            import bizra_nb.diagnose  # noqa: F401 - pandas and the RCA engine, as run_diagnosis imports them
+            if self.services.settings.diagnose_with_notebook:
+                declared_parameters(resolve_notebook("incident_diagnosis", self.services.runner.notebooks_dir))
+        except Exception as exc:  # noqa: BLE001 - the first alert loads it then, and says what fails
+            log.warning("preparing the incident diagnoses: %s", exc)
 
     def source_location(self) -> str:
         settings = self.services.settings

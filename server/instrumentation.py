@@ -65,10 +65,13 @@ class RequestInstrumentation:
         self._children: dict[tuple, tuple] = {}
 
     def __call__(self, handler: RequestHandler) -> None:
+        request = handler.request
         status = handler.get_status()
-        method = handler.request.method if handler.request.method in METHODS else "OTHER"
+        method = request.method
+        if method not in METHODS:
+            method = "OTHER"
         route = self.routes.get(type(handler), UNMATCHED)
-        seconds = handler.request.request_time()
+        seconds = request.request_time()
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
@@ -82,13 +85,12 @@ class RequestInstrumentation:
         requests, errors, duration = children
         requests.inc()
         duration.observe(seconds)
-        if errors is not None:
+        if errors is not None:  # a 5xx
             errors.inc()
         if route not in NOT_EVENTS:
-            failed = status >= 500 and not getattr(handler, "dependency_down", False)  # an outage counts once: see Controller
-            self.services.scorekeeper.record(
-                "http_error" if failed else None,
-                f"{method} {route} {status}" if failed else "",
-            )
+            if errors is not None and not getattr(handler, "dependency_down", False):  # an outage counts once: see Controller
+                self.services.scorekeeper.record("http_error", f"{method} {route} {status}")
+            else:
+                self.services.scorekeeper.record()
         if access_log.isEnabledFor(logging.INFO):
-            self.access.write(method, handler.request.path, status, seconds, route)
+            self.access.write(method, request.path, status, seconds, route)

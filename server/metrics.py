@@ -29,6 +29,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 
 RUN_DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 RUN_KINDS = tuple(dict.fromkeys(KINDS.values())) + ("other",)  # the values of a run's ``kind`` label
 RUN_EXECUTORS = ("local", "dask")  # the values of ``bizra_run_workers``' ``executor`` label
+RUN_STARTS = ("warm", "cold")  # the values of ``bizra_runs_started_total``'s ``start`` label
 
 
 class ScoreCollector:
@@ -105,6 +106,12 @@ class Metrics:
             self.runs_running.labels(kind).set(0)
         for executor in RUN_EXECUTORS:
             self.run_workers.labels(executor).set(0)
+        self.runs_started = Counter(
+            "bizra_runs_started", "Notebook runs whose worker started, by start: warm (a worker of the kernel "
+            "pool, its kernel started) or cold (a worker and kernel of its own; every run on Dask)", ["start"],
+            registry=registry)
+        for start in RUN_STARTS:
+            self.runs_started.labels(start)
         self.replica_info = Gauge("bizra_replica_info", "This replica's name (one series per process)", ["replica"],
                                   registry=registry)
         self.leader = Gauge("bizra_leader", "1 while this replica holds the leader's lease (it runs the schedules)",
@@ -129,6 +136,12 @@ class Metrics:
             raise ValueError(f"executor must be one of {', '.join(RUN_EXECUTORS)}, not {executor!r}")
         for name in RUN_EXECUTORS:
             self.run_workers.labels(name).set(slots if name == executor else 0)
+
+    def run_started(self, start: str) -> None:
+        """Count a run's start in ``bizra_runs_started_total{start}``: ``warm`` or ``cold`` (:data:`RUN_STARTS`)."""
+        if start not in RUN_STARTS:
+            raise ValueError(f"start must be one of {', '.join(RUN_STARTS)}, not {start!r}")
+        self.runs_started.labels(start).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,7 @@ Fixtures
 --------
 settings
     Settings for a test server: free ports, temporary data and reports dirs, short intervals, token
-    ``test-token``, no schedules, no notebook run on incidents (tests switch these on).
+    ``test-token``, no schedules, no notebook run on incidents, no warm kernel pool (tests switch these on).
 make_server
     Factory: ``make_server(**setting_overrides, extra_handlers=[...])`` starts a real
     :class:`bizra_server.app.Server` in a background thread and returns a :class:`RunningServer`.
@@ -138,6 +138,7 @@ def settings(tmp_path) -> Settings:
             "controller_interval": 0.2, "heartbeat_interval": 0.5, "api_token": TOKEN,
             "log_level": "warning", "reports_dir": tmp_path / "reports", "run_workers": 2,
             "audit_schedule": "", "benchmark_schedule": "", "diagnose_with_notebook": False,
+            "kernel_pool": 0,  # no warm workers (~2 s of CPU each) for every test server; tests switch them on
         },
         environ={},
     )

@@ -40,6 +40,17 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _runs_a_notebook(pid: int, cmd: str) -> bool:
+    """Whether ``pid`` is a notebook worker running a run: a cold one, or a warm one that took a run (its log is
+    the run's ``run.log``), not a warm one still waiting."""
+    if "bizra_nb.notebook_exec" not in cmd:
+        return False
+    try:
+        return "--input" in cmd or os.readlink(f"/proc/{pid}/fd/2").endswith("/run.log")
+    except OSError:
+        return False
+
+
 def _descendants(pid: int) -> dict[int, str]:
     """Every process below ``pid``, with its command line."""
     children: dict[int, list[int]] = {}
@@ -119,8 +130,8 @@ def test_sigterm_while_a_report_runs_stops_the_server_and_the_notebook(tmp_path)
         url = demo.wait_for(r"status page: (http://127\.0\.0\.1:\d+/)").group(1)
         assert not any("report:" in line for line in demo.lines)  # printed as soon as the server is up
         assert httpx.get(url, timeout=10).status_code == 200
-        wait_until(lambda: any("bizra_nb.notebook_exec" in cmd for cmd in _descendants(demo.proc.pid).values()),
-                   timeout=120, interval=0.1)  # the diagnosis notebook is running
+        wait_until(lambda: any(_runs_a_notebook(pid, cmd) for pid, cmd in _descendants(demo.proc.pid).items()),
+                   timeout=120, interval=0.1)  # the diagnosis notebook is running (not a warm worker waiting)
         below = demo.stop_with(signal.SIGTERM)
         assert any("bizra_nb.cli serve" in cmd for cmd in below.values())
         _assert_all_stopped(demo, below, url)

@@ -16,20 +16,26 @@ from bizra_nb.store import Store
 TINY = Path(__file__).parent / "notebooks"
 
 
-def _runner(tmp_path, executor):
+def _runner(tmp_path, executor, kernel_pool=0):
     events: list[dict] = []
     keeper = ScoreKeeper()
     r = Runner(Store.open(tmp_path / "data"), reports_dir=tmp_path / "reports", notebooks_dir=TINY,
-               executor=executor, keeper=keeper, on_event=events.append, cell_timeout=60, run_timeout=120)
+               executor=executor, keeper=keeper, on_event=events.append, cell_timeout=60, run_timeout=120,
+               kernel_pool=kernel_pool)
     r.events, r.keeper_ = events, keeper
     return r
 
 
-@pytest.fixture(params=["local", "dask"])
+@pytest.fixture(params=["local", "pooled", "dask"])
 def runner(request, tmp_path):
-    """A runner on each executor: two local slots, or the session's Dask cluster (two workers)."""
+    """A runner on each executor: two local slots (cold, or ``pooled``: a warm worker ready, see
+    :mod:`bizra_nb.kernel_pool`), or the session's Dask cluster (two workers)."""
+    from tests.conftest import wait_until
+
     address = request.getfixturevalue("dask_cluster").address if request.param == "dask" else ""
-    r = _runner(tmp_path, executor_for(address, 2))
+    r = _runner(tmp_path, executor_for(address, 2), kernel_pool=1 if request.param == "pooled" else 0)
+    if r.pool is not None:
+        wait_until(r.pool.idle, timeout=120)  # the first run takes it
     yield r
     r.close()
 

@@ -89,13 +89,16 @@ def test_progress_is_stored_while_a_run_is_running(nb_server):
     assert finished(http, run_id)["status"] == "cancelled"
 
 
-def _processes_naming(text: str) -> list[int]:
-    """Pids of the processes whose command line contains ``text``."""
+def _processes_of(partial: Path) -> list[int]:
+    """Pids of the processes of the run writing ``partial``: its command line names it (a cold worker), or its
+    stderr is the run's ``run.log`` (a warm worker that took the run, and a worker's kernel)."""
+    needle, run_log = str(partial), str(partial.parent / "run.log")
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                if (needle in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                        or os.readlink(entry / "fd" / "2") == run_log):
                     pids.append(int(entry.name))
             except OSError:
                 continue
@@ -125,7 +128,7 @@ def test_a_run_interrupted_by_kill_9_gets_a_failure_report_after_the_restart(tmp
         rel = folder.relative_to(reports)
         for stray in (".run.ipynb.partial", ".report.html.1.2.tmp", "../../.hidden", "run.log"):
             assert http.get(f"/reports/{rel}/{stray}").status_code == 404  # never served
-        workers = wait_until(lambda: _processes_naming(str(partial)), timeout=30)
+        workers = wait_until(lambda: _processes_of(partial), timeout=30)
     finally:
         proc.send_signal(signal.SIGKILL)  # a crash: no graceful shutdown
         proc.wait(timeout=10)
@@ -135,7 +138,7 @@ def test_a_run_interrupted_by_kill_9_gets_a_failure_report_after_the_restart(tmp
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        wait_until(lambda: not _processes_naming(str(partial)), timeout=30)
+        wait_until(lambda: not _processes_of(partial), timeout=30)
     assert partial.exists()  # what the crash left
 
     proc, base = start_server(data, "--api-token", TOKEN, "--reports-dir", str(reports))
@@ -154,6 +157,6 @@ def test_a_run_interrupted_by_kill_9_gets_a_failure_report_after_the_restart(tmp
         assert index.status_code == 200 and f"-{run_id}/report.html" in index.text
         assert sorted(p.name for p in folder.iterdir()) == ["report.html", "run.ipynb", "run.log", "summary.json"]
         assert http.get("/health").json()["violations"]["run_failed"] == 1
-        wait_until(lambda: not _processes_naming(str(partial)), timeout=30)  # no worker writes there any more
+        wait_until(lambda: not _processes_of(partial), timeout=30)  # no worker writes there any more
     finally:
         stop_server(proc)

@@ -227,7 +227,7 @@ def latency_over_time(samples: pd.DataFrame, *, targets: dict | None = None) -> 
         fig.add_trace(go.Scatter(x=x, y=quantiles[q], mode="lines", name=name))
     for name, value in (targets or {}).items():
         fig.add_hline(y=value, line=dict(dash="dot", color=MUTED), annotation_text=f"{name} target")
-    fig.update_layout(title=dict(text="Latency over time<br><sup>per second, from each request's intended send time</sup>",
+    fig.update_layout(title=dict(text="Latency over time<br><sup>per second, from each request's intended send time (or its issue, when the generator was late)</sup>",
                                  font=dict(size=15)),
                       xaxis_title="seconds into the test", yaxis_title="latency (ms)", height=380, autosize=True,
                       margin=dict(l=10, r=10, t=60, b=40))

@@ -35,6 +35,7 @@ bench: $(BIN)/.installed
 	-$(BIN)/python benchmarks/runbook_latency.py
 	-$(BIN)/python benchmarks/cmdb_import.py
 	-$(BIN)/python benchmarks/dask_storm.py
+	-$(BIN)/python benchmarks/oncall_latency.py
 
 clean:
 	rm -rf $(VENV) data reports/*/ reports/index.html

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from bizra_nb.errors import InvalidInput
+from bizra_nb.markup import md
+from bizra_nb.schedule import CronError, parse_scheduled_for, parse_zone, previous_month_of
 from bizra_nb.score import EVENT_FLOOR, WEIGHTS, ahsan_score, tier
 
 DEFAULT_SLO = {"availability": 0.999, "latency_p99_ms": 100.0, "latency_attainment": 0.99, "score": 95.0}
@@ -32,6 +34,53 @@ def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 def previous_month(month: str) -> str:
     start, _ = month_bounds(month)
     return (start - pd.Timedelta(days=1)).strftime("%Y-%m")
+
+
+def audited_month(month: str = "", *, scheduled_for: str = "", tz: str = "UTC", now=None) -> str:
+    """The month an audit covers: ``month`` when given, else the month before ``scheduled_for`` (the time the
+    run was scheduled for, taken in the schedule's time zone ``tz``), else the month before ``now``.
+
+    A late or re-run scheduled audit thus audits the month it was scheduled for, not the month it runs in.
+
+    Parameters
+    ----------
+    month
+        ``YYYY-MM`` or ``""``.
+    scheduled_for
+        ISO-8601 time with its offset (``2026-11-01T06:00:00+00:00``) or ``""``; checked even when ``month`` is given.
+    tz
+        IANA time zone name of the schedule.
+    now
+        The current time (an aware datetime or Timestamp; default: now), used when neither is given.
+
+    Raises
+    ------
+    InvalidInput
+        Naming ``month``, ``scheduled_for`` or ``tz``.
+    """
+    due = parse_scheduled_for(scheduled_for, field="scheduled_for")
+    try:
+        parse_zone(tz)
+    except CronError as exc:
+        raise InvalidInput(f"tz: {exc}", field="tz") from None
+    if month:
+        month_bounds(month)  # InvalidInput naming month
+        return month
+    if due is not None:
+        return previous_month_of(due, tz)
+    return previous_month_of(pd.Timestamp(now if now is not None else pd.Timestamp.now(tz="UTC")).to_pydatetime(), tz)
+
+
+def when_made(scheduled_for: str = "", tz: str = "UTC", *, now=None) -> str:
+    """Markdown: when the report was made and, for a scheduled run, the time it was scheduled for."""
+    made = pd.Timestamp(now if now is not None else pd.Timestamp.now(tz="UTC")).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
+    due = parse_scheduled_for(scheduled_for)
+    if due is None:
+        return f"Made {made}."
+    shown = due.strftime("%Y-%m-%d %H:%M UTC")
+    if tz != "UTC":
+        shown += f" ({due.astimezone(parse_zone(tz)).strftime('%Y-%m-%d %H:%M')} {md(tz)})"
+    return f"Made {made}, scheduled for {shown}."
 
 
 def score_over_time(frame: pd.DataFrame, window: str = "5min") -> pd.Series:

@@ -1,4 +1,4 @@
-"""The `bizra-nb` command: serve, diagnose, fleet, run, audit, bench, prometheus-load, store, demo."""
+"""The `bizra-nb` command: serve, diagnose, fleet, run, audit, bench, prometheus-load, store, demo, compare, report."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,10 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request's full URL at INFO ("HTTP Request: POST https://hooks.slack.com/services/..."):
+    # a Slack webhook's path, a token in a query, an Alertmanager URL's user:password are secrets. Quiet them.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))
 
 
 def page_url(host: str, port: int) -> str:
@@ -351,6 +355,56 @@ def cmd_prometheus_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_document(spec: str, settings) -> dict:
+    """RUN as the commands take it: a path that exists (a run folder, or its summary.json) is read from there;
+    anything else is a run id of the store (``--data-dir``, ``BIZRA_DATA_DIR`` or ``BIZRA_STORE_URL``)."""
+    from pathlib import Path
+
+    from bizra_nb.compare import read_document, run_document
+    from bizra_nb.store import Store
+
+    if Path(spec).expanduser().exists():
+        return {**read_document(Path(spec).expanduser()), "folder": str(Path(spec).expanduser().resolve())}
+    store = Store.from_url(settings.store_url, data_dir=settings.data_dir)
+    run = store.get_run(spec)  # NotFound: "no run 'x'"
+    return {**run_document(run), "folder": run.get("folder")}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Write the comparison of two runs of one notebook (HTML) and print its path."""
+    from pathlib import Path
+
+    from bizra_nb.compare import RUN_ID, write_comparison
+
+    settings = load_settings({"data_dir": args.data_dir})
+    a, b = _run_document(args.run_a, settings), _run_document(args.run_b, settings)
+    names = [str(d.get("run_id")) if RUN_ID.fullmatch(str(d.get("run_id"))) else n for n, d in (("a", a), ("b", b))]
+    out = Path(args.out) if args.out else Path(f"compare-{names[0]}-{names[1]}.html")
+    print(write_comparison(a, b, out))
+    return 0
+
+
+def cmd_report_pdf(args: argparse.Namespace) -> int:
+    """Print a run's report.html to PDF with headless Chromium and print the PDF's path."""
+    from pathlib import Path
+
+    from bizra_nb.errors import InvalidInput
+    from bizra_nb.pdf import html_to_pdf
+
+    settings = load_settings({"data_dir": args.data_dir})
+    spec = Path(args.run).expanduser()
+    if spec.is_file() and spec.suffix == ".html":
+        html = spec
+    else:
+        folder = _run_document(args.run, settings).get("folder")
+        html = Path(folder or "") / "report.html"
+        if not folder or not html.is_file():
+            raise InvalidInput(f"run {args.run!r} has no report.html (yet)", field="run")
+    out = Path(args.out) if args.out else html.with_name("report.pdf")
+    print(html_to_pdf(html, out, timeout=args.timeout))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="bizra-nb", description="BIZRA Node-0 SRE notebook platform")
     parser.add_argument("--version", action="version", version=f"bizra-nb {__version__}")
@@ -445,6 +499,31 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--seed", type=int, default=7)
     load.add_argument("--platform-only", action="store_true", help="only the server's own counters, not the fleet")
     load.set_defaults(func=cmd_prometheus_load)
+
+    compare = commands.add_parser(
+        "compare", help="compare two runs of one notebook: numbers, deltas, verdicts, figures (HTML)",
+        description="RUN_A and RUN_B are run ids of the store (--data-dir) or run folders (a path that exists, "
+                    "or its summary.json). Writes a self-contained HTML page and prints its path.")
+    compare.add_argument("run_a", metavar="RUN_A", help="the base run (deltas are B - A)")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run compared with it")
+    compare.add_argument("--out", metavar="FILE", help="the HTML file (default: compare-A-B.html here)")
+    compare.add_argument("--data-dir", default=None, help="the store (default: data in the project folder, or "
+                                                          "BIZRA_DATA_DIR)")
+    compare.set_defaults(func=cmd_compare)
+
+    report = commands.add_parser("report", help="a run's report in another form: report pdf RUN")
+    report_commands = report.add_subparsers(dest="report_command", required=True, metavar="FORM",
+                                            parser_class=Parser)
+    pdf = report_commands.add_parser(
+        "pdf", help="print a run's report to PDF with headless Chromium (figures drawn)",
+        description="RUN is a run id of the store (--data-dir), a run folder or a report.html. Needs Chromium "
+                    "(Debian: apt-get install chromium; or BIZRA_CHROMIUM=/path/to/chrome). Prints the PDF's path.")
+    pdf.add_argument("run", metavar="RUN")
+    pdf.add_argument("--out", metavar="FILE", help="the PDF (default: report.pdf next to report.html)")
+    pdf.add_argument("--data-dir", default=None, help="the store (default: data in the project folder, or "
+                                                      "BIZRA_DATA_DIR)")
+    pdf.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds for Chromium (default 60)")
+    pdf.set_defaults(func=cmd_report_pdf)
 
     from bizra_nb import store_admin
 

@@ -7,7 +7,8 @@
     │   └── InvalidSetting      a setting's value is wrong; ``field`` is the setting
     ├── NotFound                a thing that was named does not exist (404)
     ├── Conflict                the request contradicts stored state (409)
-    └── Unavailable             a backend (store, metric source) does not answer (503)
+    ├── Unavailable             a backend (store, metric source) does not answer (503)
+    └── BadGateway              a service we call for the user (Alertmanager) failed or refused (502)
 """
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ class Conflict(BizraError):
 class Unavailable(BizraError):
     status = 503
     code = "unavailable"
+
+
+class BadGateway(BizraError):
+    status = 502
+    code = "bad_gateway"
 
 
 _QUOTED = re.compile(r"(?<!\w)('[^'\n]*'|\"[^\"\n]*\")(?!\w)")

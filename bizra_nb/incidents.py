@@ -12,12 +12,13 @@ names of the runbook, then ``severity`` (critical → P1, warning → P2, info �
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bizra_nb.errors import Conflict, InvalidInput
+from bizra_nb.errors import BizraError, Conflict, InvalidInput
 from bizra_nb.times import parse_time
 from bizra_nb.store import Store
 
@@ -26,6 +27,11 @@ STATUSES = ("open", "acknowledged", "resolved")
 P0_ALERTS = {"MonitoringDown", "ApiUnresponsive", "BizraApiDown"}
 P1_ALERTS = {"AhsanScoreBelowThreshold", "HighViolationRate", "ErrorBudgetBurnPage"}
 SEVERITY_LABELS = {"critical": "P1", "page": "P1", "error": "P2", "warning": "P2", "ticket": "P3", "info": "P3"}
+ALERTMANAGER = "alertmanager"  # the actor of the timeline events an Alertmanager webhook records
+NOTE_LIMIT = 4000  # characters of a note on an incident's timeline
+STATUS_EVENTS = {"acknowledged": "acknowledged", "resolved": "resolved", "open": "reopened"}
+
+log = logging.getLogger("bizra.incidents")
 
 
 def severity_from_signals(*, score: float | None = None, error_rate: float | None = None,
@@ -56,18 +62,56 @@ def most_severe(levels) -> str:
     return min(levels, key=SEVERITIES.index)
 
 
-def change_status(store: Store, incident_id: int, status: str, *, note: str | None = None) -> dict:
+def record_event(store: Store, incident_id: int, kind: str, *, actor: str | None = None,
+                 detail: dict | None = None, ts: float | None = None, keeper=None) -> dict | None:
+    """Append an event to the incident's timeline without ever failing the action it records.
+
+    Parameters
+    ----------
+    store
+        The store.
+    incident_id, kind, actor, detail, ts
+        As :meth:`Store.add_incident_event`.
+    keeper
+        The platform's score keeper (anything with ``record_violation``): a failed write is scored there
+        as a ``silent_failure``; None: logged only.
+
+    Returns
+    -------
+    dict or None
+        The event, or None when it could not be written (logged, and scored).
+    """
+    try:
+        return store.add_incident_event(incident_id, kind, actor=actor, detail=detail, ts=ts)
+    except Exception as exc:  # noqa: BLE001 - the incident changed; its timeline missing a line must not undo that
+        message = exc.message if isinstance(exc, BizraError) else f"{type(exc).__name__}: {exc}"
+        log.warning("incident %s: its %s event was not recorded: %s", incident_id, kind, message,
+                    exc_info=None if isinstance(exc, BizraError) else exc)
+        if keeper is not None:
+            keeper.record_violation("silent_failure", f"timeline of incident {incident_id}: {kind}: {message}"[:500])
+        return None
+
+
+def change_status(store: Store, incident_id: int, status: str, *, note: str | None = None,
+                  actor: str | None = None, keeper=None) -> dict:
     """Acknowledge or resolve (or reopen) an incident; the first time of each is kept for MTTA/MTTR.
 
     Decided on the incident as stored at the moment of the write (a compare-and-swap, see
     :meth:`Store.update_incident`): when two replicas acknowledge and resolve at once, the incident
     ends resolved with its acknowledgement kept, and an acknowledgement that comes after the
     resolution is a :class:`Conflict`, never a silent reopen.
+
+    The timeline records what changed (:func:`record_event`): ``acknowledged``, ``resolved`` or
+    ``reopened`` when the status changed, and a ``note`` with ``note``'s text; by ``actor``. A failed
+    timeline write is logged and scored on ``keeper``, the change stays.
     """
     if status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}", field="status")
+    seen: dict[str, Any] = {}
 
     def transition(incident: dict) -> dict | None:
+        seen.clear()
+        seen["from"] = incident["status"]
         now = time.time()
         if status == "acknowledged" and incident["status"] == "resolved":
             raise Conflict(f"incident {incident_id} is resolved; reopen it (status 'open') first", field="status")
@@ -83,9 +127,18 @@ def change_status(store: Store, incident_id: int, status: str, *, note: str | No
             changes["resolved_at"] = None
         if note:
             changes["notes"] = [*incident.get("notes", []), {"at": now, "status": status, "note": note}]
+        seen["at"] = now
         return changes
 
-    return store.update_incident(incident_id, transition=transition)
+    incident = store.update_incident(incident_id, transition=transition)
+    if "at" in seen:  # this call changed it
+        if seen["from"] != status:
+            record_event(store, incident_id, STATUS_EVENTS[status], actor=actor, keeper=keeper, ts=seen["at"],
+                         detail={"from": seen["from"], "to": status})
+        if note:
+            record_event(store, incident_id, "note", actor=actor, keeper=keeper, ts=seen["at"],
+                         detail={"text": note, "status": status})
+    return incident
 
 
 def durations(incident: dict) -> dict:
@@ -217,11 +270,15 @@ class WebhookOutcome:
     incident: dict | None
 
 
-def apply_alert_group(store: Store, group: AlertGroup) -> WebhookOutcome:
+def apply_alert_group(store: Store, group: AlertGroup, *, keeper=None) -> WebhookOutcome:
     """Open, update or resolve the one incident of this alert group; a repeated delivery changes nothing.
 
     Atomic in the store (:meth:`Store.open_or_change_group_incident`): concurrent deliveries of one
     group, from threads or from several server processes, open one incident.
+
+    A delivery that changed the incident adds one event to its timeline (actor ``alertmanager``):
+    ``opened``, ``alert_updated`` or ``resolved``, its detail from :func:`alert_group_summary`; a failed
+    timeline write is logged and scored on ``keeper`` (:func:`record_event`), the change stays.
     """
     alerts_doc = {a.fingerprint: {"status": a.status, "labels": a.labels, "annotations": a.annotations,
                                   "starts_at": a.starts_at, "ends_at": a.ends_at} for a in group.alerts}
@@ -249,7 +306,42 @@ def apply_alert_group(store: Store, group: AlertGroup) -> WebhookOutcome:
         action = "updated" if group.firing else "resolved"
     elif action == "none":
         action = "unchanged" if incident else "ignored"
+    kind = {"opened": "opened", "updated": "alert_updated", "resolved": "resolved"}.get(action)
+    if kind is not None:
+        now = time.time()
+        ts = min(incident["opened_at"], now) if kind == "opened" else now
+        detail = alert_group_summary(group, incident)
+        if kind == "resolved":
+            detail["resolved_at"] = incident.get("resolved_at")  # as the alerts say (their end), maybe earlier
+        record_event(store, incident["id"], kind, actor=ALERTMANAGER, detail=detail, ts=ts, keeper=keeper)
     return WebhookOutcome(action, incident)
+
+
+def alert_group_summary(group: AlertGroup, incident: dict | None = None, *, max_labels: int = 30,
+                        max_alerts: int = 20) -> dict:
+    """A bounded summary of one Alertmanager delivery for the timeline.
+
+    ``alertname``, ``status``, ``firing``/``resolved`` counts, the common ``labels`` (at most
+    ``max_labels``, values clipped), the incident's ``severity``, and per alert (at most ``max_alerts``)
+    its ``fingerprint``, ``status`` and ``alertname``.
+    """
+    labels = dict(list(sorted(group.common_labels.items()))[:max_labels])
+    alertname = group.common_labels.get("alertname") or group.group_labels.get("alertname") or (
+        group.alerts[0].labels.get("alertname") if group.alerts else None)
+    summary: dict[str, Any] = {
+        "alertname": _clip(alertname, 200) if alertname else None, "status": group.status,
+        "firing": len(group.firing), "resolved": len(group.alerts) - len(group.firing),
+        "labels": {_clip(k, 100): _clip(v, 200) for k, v in labels.items()},
+        "alerts": [{"fingerprint": _clip(a.fingerprint, 100), "status": a.status,
+                    "alertname": _clip(a.labels.get("alertname", ""), 200)} for a in group.alerts[:max_alerts]],
+    }
+    if len(group.common_labels) > max_labels:
+        summary["labels_omitted"] = len(group.common_labels) - max_labels
+    if len(group.alerts) > max_alerts:
+        summary["alerts_omitted"] = len(group.alerts) - max_alerts
+    if incident is not None:
+        summary["severity"] = incident.get("severity")
+    return summary
 
 
 def _clip(text: str, limit: int = 200) -> str:

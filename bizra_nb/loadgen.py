@@ -44,6 +44,7 @@ RUNBOOK_TARGETS = {"p50_ms": 20.0, "p95_ms": 50.0, "p99_ms": 100.0, "error_rate"
 RATE_HEADROOM = 1.1  # the default offered rate: 10 % above the throughput target (see the module docstring)
 UNITS = {"p50_ms": "ms", "p95_ms": "ms", "p99_ms": "ms", "ws_latency_ms": "ms", "throughput_rps": "req/s",
          "error_rate": ""}
+HTTP_LATENCIES = ("p50_ms", "p95_ms", "p99_ms", "max_ms")  # over successful responses; None without one
 LABELS = {"p50_ms": "P50 latency", "p95_ms": "P95 latency", "p99_ms": "P99 latency", "error_rate": "error rate",
           "throughput_rps": "throughput (achieved)", "ws_latency_ms": "WebSocket latency"}
 
@@ -98,7 +99,10 @@ class LoadResult:
     client sent (requests / ``duration``); the *achieved* rate, reported as
     ``throughput_rps``, counts successful responses only (2xx and 3xx) over
     ``elapsed`` (at least ``duration``): a server that answers fast with
-    errors, or falls behind, does not reach the rate it was offered.
+    errors, or falls behind, does not reach the rate it was offered. The latency
+    quantiles (``p50_ms`` .. ``max_ms``) are those of the successful responses
+    only, None when there was none: a refused connection fails fast, and its
+    "latency" is no answer's.
     """
 
     samples: pd.DataFrame
@@ -111,17 +115,20 @@ class LoadResult:
     def stats(self) -> dict:
         lat = self.samples["latency_ms"].to_numpy()
         status = self.samples["status"].to_numpy()
-        successes = int(((status >= 200) & (status < 400)).sum())
+        good = (status >= 200) & (status < 400)
+        successes = int(good.sum())
         errors = len(status) - successes  # the client is us: a 4xx, a 5xx or no answer (0) is an error
         elapsed = max(self.elapsed or 0.0, self.duration, 1e-9)
         ok = len(lat) > 0
+        answered = lat[good]  # latencies are those of successful responses: a refused connection is no answer
+        measured = len(answered) > 0
         out = {
             "requests": int(len(lat)),
             "successes": successes,
-            "p50_ms": round(float(np.percentile(lat, 50)), 3) if ok else None,
-            "p95_ms": round(float(np.percentile(lat, 95)), 3) if ok else None,
-            "p99_ms": round(float(np.percentile(lat, 99)), 3) if ok else None,
-            "max_ms": round(float(lat.max()), 3) if ok else None,
+            "p50_ms": round(float(np.percentile(answered, 50)), 3) if measured else None,
+            "p95_ms": round(float(np.percentile(answered, 95)), 3) if measured else None,
+            "p99_ms": round(float(np.percentile(answered, 99)), 3) if measured else None,
+            "max_ms": round(float(answered.max()), 3) if measured else None,
             "error_rate": round(errors / len(lat), 5) if ok else None,
             "offered_rps": round(len(lat) / self.duration, 1) if self.duration else None,
             "throughput_rps": round(successes / elapsed, 1),  # achieved: successful responses a second
@@ -130,6 +137,10 @@ class LoadResult:
         }
         if ok and "late_ms" in self.samples:  # how late the generator itself issued its requests
             out["generator_late_p99_ms"] = round(float(np.percentile(self.samples["late_ms"].to_numpy(), 99)), 3)
+        if errors:  # what the errors were: HTTP status codes, "no answer" (connection refused, reset, timed out)
+            codes, counts = np.unique(status[~good], return_counts=True)
+            out["errors_by_status"] = {("no answer" if code == 0 else str(int(code))): int(count)
+                                       for code, count in zip(codes, counts)}
         if self.ws_latency_ms:
             out["ws_latency_ms"] = round(float(np.percentile(self.ws_latency_ms, 50)), 3)
             out["ws_latency_p99_ms"] = round(float(np.percentile(self.ws_latency_ms, 99)), 3)
@@ -166,6 +177,9 @@ class LoadResult:
                                f"target, for the open loop's ramp-down) to show it")
             elif name == "ws_latency_ms" and value is None:
                 detail = f"not measured: {self.ws_error}" if self.ws_error else "not measured (no WebSocket probe)"
+            elif value is None and name in HTTP_LATENCIES and stats["requests"]:
+                passed = False  # requests were sent and none was answered successfully: no latency is no pass
+                detail = f"no successful response ({stats['error_rate']:.0%} errors)"
             rows.append({"metric": name, "target": ("> " if higher_is_better else "< ") + f"{target:g}",
                          "measured": value, "pass": passed, "detail": detail})
         return pd.DataFrame(rows).set_index("metric")

@@ -278,8 +278,10 @@ class Runner:
                 pass
 
     def create(self, notebook: str | Path, parameters: dict | None = None, *, trigger: str = "api",
-               incident_id: int | None = None, kind: str | None = None, confine: dict | None = None) -> dict:
-        """Validate and record a queued run (nothing executes yet); ``confine``: see :func:`check_parameters`.
+               incident_id: int | None = None, kind: str | None = None, confine: dict | None = None,
+               defaults: dict | None = None) -> dict:
+        """Validate and record a queued run (nothing executes yet); ``confine``: see :func:`check_parameters`;
+        ``defaults``: values of the notebook's declared parameters that ``parameters`` does not give.
 
         Before anything is recorded, :func:`~bizra_nb.parameters.preflight` checks that the files the
         parameters name exist and the URLs answer (blocking up to a few seconds: call it off an IOLoop),
@@ -289,7 +291,10 @@ class Runner:
         """
         self.executor.check()
         path = resolve_notebook(notebook, self.notebooks_dir)
-        checked = check_parameters(path, parameters or {}, confine=confine)
+        if defaults and isinstance(parameters, dict):
+            declared = declared_parameters(path)
+            parameters = {**{k: v for k, v in defaults.items() if k in declared}, **parameters}
+        checked = _scheduled(path.stem, check_parameters(path, parameters or {}, confine=confine))
         preflight(declared_parameters(path), checked,  # a missing file, a silent URL: refused, nothing recorded
                   base=self._store_environment().get("BIZRA_DATA_DIR"))  # where the worker looks
         run_id = uuid.uuid4().hex[:10]
@@ -700,13 +705,37 @@ def _prepare_export() -> None:
 
 
 def report_links(run: dict, base: str = "/reports") -> dict:
-    """URLs of a run's files under the server's ``/reports/`` (relative to the reports dir)."""
+    """URLs of a run's files under the server's ``/reports/`` (relative to the reports dir); ``pdf`` is printed
+    from report.html when first asked for (needs Chromium on the server)."""
     folder = run.get("folder")
     if not folder:
         return {}
     parts = Path(folder).parts[-2:]
     prefix = f"{base}/{'/'.join(parts)}"
-    return {"html": f"{prefix}/report.html", "notebook": f"{prefix}/run.ipynb", "summary": f"{prefix}/summary.json"}
+    return {"html": f"{prefix}/report.html", "pdf": f"{prefix}/report.pdf", "notebook": f"{prefix}/run.ipynb",
+            "summary": f"{prefix}/summary.json"}
+
+
+def _scheduled(notebook: str, parameters: dict) -> dict:
+    """``scheduled_for`` (and an audit's ``tz``) checked before anything is recorded, and an audit given
+    ``scheduled_for`` without ``month`` given the month it covers (its title and folder name it).
+
+    Raises
+    ------
+    InvalidInput
+        Naming ``scheduled_for``, ``tz`` or ``month``.
+    """
+    from bizra_nb.schedule import parse_scheduled_for
+
+    parse_scheduled_for(parameters.get("scheduled_for") or "")
+    if notebook == "compliance_audit" and ("scheduled_for" in parameters or "tz" in parameters):
+        from bizra_nb.audit import audited_month
+
+        month = audited_month(parameters.get("month") or "", scheduled_for=parameters.get("scheduled_for") or "",
+                              tz=parameters.get("tz") or "UTC")
+        if parameters.get("scheduled_for"):
+            parameters = {**parameters, "month": month}
+    return parameters
 
 
 def _folder_subject(notebook: str, parameters: dict) -> str:

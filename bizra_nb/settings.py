@@ -45,6 +45,16 @@ def _cron(value: str) -> str | None:
     return None
 
 
+def _time_zone(value: str) -> str | None:
+    from bizra_nb.schedule import CronError, parse_zone
+
+    try:
+        parse_zone(value)
+    except CronError:
+        return "must be an IANA time zone name such as UTC, Europe/Berlin or America/New_York"
+    return None
+
+
 def _web_url(value: str) -> str | None:
     return None if not value or value.startswith(("http://", "https://")) else "must be an http:// or https:// URL (or empty)"
 
@@ -109,6 +119,14 @@ def mask_password(text: str) -> str:
     return MASKED.sub(r"\1***@", text)
 
 
+def _operator_name(value: str) -> str | None:
+    return None if value.strip() and len(value) <= 100 and value.isprintable() else "must be 1 to 100 printable characters"
+
+
+def _email_address(value: str) -> str | None:
+    return None if re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value) else "must be an email address such as bizra@example.com"
+
+
 def _log_level(value: str) -> str | None:
     allowed = ("debug", "info", "warning", "error")
     return None if value in allowed else f"must be one of {', '.join(allowed)}"
@@ -126,6 +144,7 @@ class Settings:
     controller_interval: float = _setting(5.0, "controller cycle interval, seconds", _positive)
     heartbeat_interval: float = _setting(30.0, "WebSocket heartbeat message and ping interval, seconds", _positive)
     api_token: str = _setting("", "bearer token for state-changing endpoints; empty: generated at first start and kept in the data dir")
+    operator_name: str = _setting("bizra-nb", "who holds the API token, as people see it: the author of incident notes and the creator of Alertmanager silences made through the API", _operator_name)
     ws_origins: tuple = _setting((), "comma-separated extra Origins allowed on the WebSocket ('*': any); the server's own pages and non-browser clients are always allowed")
     ws_require_token: bool = _setting(False, "demand the API token on the WebSocket (bearer header or ?token=)")
     ws_max_buffer: int = _setting(1 << 20, "bytes a WebSocket client may leave unread before it is dropped as too slow", _positive)
@@ -135,6 +154,7 @@ class Settings:
     idle_timeout: float = _setting(60.0, "seconds a client may take to send a request's headers, or stay idle between requests, before it is disconnected", _positive)
     body_timeout: float = _setting(30.0, "seconds a client may take to send a request body before it is disconnected", _positive)
     prometheus_url: str = _setting("", "Prometheus (or compatible) HTTP API base URL; empty: no metric backend")
+    alertmanager_url: str = _setting("", "Alertmanager base URL (http://alertmanager:9093) where silences made from an incident go; empty: silences off", _web_url)
     dataset: str = _setting("", "metrics dataset file (CSV/Parquet) used for diagnoses when no Prometheus URL is set")
     diagnosis_lookback: float = _setting(3600.0, "seconds of metrics before an incident's start that a diagnosis reads", _positive)
     workers: int = _setting(2, "threads for CPU-bound work (diagnoses) off the IOLoop", _positive)
@@ -147,8 +167,10 @@ class Settings:
     diagnose_with_notebook: bool = _setting(True, "an incident opened by an alert also runs incident_diagnosis.ipynb")
     audit_source: str = _setting("", "platform metrics for scheduled audits: dataset file or Prometheus URL (default: --prometheus-url)")
     run_allowed_urls: tuple = _setting((), "comma-separated URLs that POST /runs may pass to a notebook's URL parameters, besides --prometheus-url, --dataset and --audit-source (paths: files inside --data-dir only)")
-    audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), UTC; empty: off", _cron)
-    benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, UTC; empty: off", _cron)
+    audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), in --audit-schedule-tz (default UTC); empty: off", _cron)
+    benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, in --benchmark-schedule-tz (default UTC); empty: off", _cron)
+    audit_schedule_tz: str = _setting("UTC", "time zone (IANA name, e.g. Europe/Berlin) in which --audit-schedule's cron is evaluated and the audited previous month is taken; on a daylight-saving change a fixed time the clocks skip runs at the first minute after the gap, one they repeat runs once", _time_zone)
+    benchmark_schedule_tz: str = _setting("UTC", "time zone (IANA name, e.g. America/New_York) in which --benchmark-schedule's cron is evaluated; on a daylight-saving change a fixed time the clocks skip runs at the first minute after the gap, one they repeat runs once", _time_zone)
     schedule_grace: float = _setting(300.0, "seconds after its time a scheduled run may still start before it counts as missed", _positive)
     store_url: str = _setting("", "SQLAlchemy URL of the store, e.g. postgresql+psycopg://bizra:PASSWORD@db:5432/bizra for several replicas; empty: SQLite in --data-dir", _store_url)
     redis_url: str = _setting("", "Redis URL (redis://host:6379/0) shared by the replicas: live events, the platform's score, the leader's lease; empty: this process alone", _redis_url)
@@ -157,6 +179,14 @@ class Settings:
     leader_lease: float = _setting(10.0, "seconds the leader's lease lasts: when the leader dies, another replica takes over within it", _positive)
     schedule_check_interval: float = _setting(30.0, "seconds between the leader's checks for due scheduled runs", _positive)
     grafana_url: str = _setting("", "Grafana (dashboards) URL the status page links to; empty: no link", _web_url)
+    public_url: str = _setting("", "the server's address as people reach it (https://bizra.example.com), for links in notifications; empty: the server's own base URL", _web_url)
+    notify_routes: str = _setting("", "YAML file of notification channels (email, Slack, webhooks) and the routes of events to them (see docs/deploy.md); empty: no notifications")
+    smtp_host: str = _setting("", "SMTP server that sends email notifications; empty: no email")
+    smtp_port: int = _setting(587, "SMTP server port", _port)
+    smtp_user: str = _setting("", "SMTP login user; empty: no authentication")
+    smtp_password: str = field(default="", repr=False, metadata={"help": "SMTP login password: give it as BIZRA_SMTP_PASSWORD (ps shows command lines); never shown or logged", "check": None})
+    smtp_starttls: bool = _setting(True, "upgrade the SMTP connection with STARTTLS before logging in (the certificate is checked)")
+    smtp_from: str = _setting("bizra-nb@localhost", "sender address of email notifications", _email_address)
     log_level: str = _setting("info", "log level: debug, info, warning, error", _log_level)
 
     def replace(self, **changes: Any) -> "Settings":

@@ -125,6 +125,18 @@ replicas = sa.Table(
 )
 
 
+incident_events = sa.Table(
+    "incident_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, nullable=False, index=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=True),
+    sa.Column("doc", sa.Text, nullable=False),  # the event's detail as JSON (v7)
+)
+
+
 def _v0_meta(conn: sa.Connection) -> None:
     """The ``meta`` table that records the schema version (frozen: it never changes)."""
     frozen = sa.MetaData()
@@ -254,7 +266,20 @@ def _v6(conn: sa.Connection) -> None:
                          "WHERE incident_id IS NOT NULL AND status IN ('queued', 'running')"))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(conn: sa.Connection) -> None:
+    """The incidents' timelines: ``incident_events`` (one row per event, its detail as JSON)."""
+    frozen = sa.MetaData()
+    sa.Table("incident_events", frozen,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("incident_id", sa.Integer, nullable=False, index=True),
+             sa.Column("ts", sa.Float, nullable=False),
+             sa.Column("kind", sa.Text, nullable=False),
+             sa.Column("actor", sa.Text, nullable=True),
+             sa.Column("doc", sa.Text, nullable=False))
+    frozen.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 MIGRATION_LOCK = 0x62697A7261  # pg_advisory_xact_lock key of the migrations ("bizra")
 CAS_ATTEMPTS = 20  # tries of a compare-and-swap that keeps losing its race before Unavailable
 RUN_JSON_COLUMNS = ("parameters", "progress", "summary")
@@ -266,6 +291,8 @@ UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutErr
 ACTIVE_RUN = ("queued", "running")
 # the predicate of ux_runs_active_incident (v6): an INSERT ... ON CONFLICT names it to infer that index
 _ACTIVE_INCIDENT_RUN = sa.text("incident_id IS NOT NULL AND status IN ('queued', 'running')")
+EVENT_TEXT_LIMIT = 4000  # characters of one text value of an incident event's detail (a note's text)
+EVENT_DETAIL_LIMIT = 16_000  # characters of an incident event's detail as JSON
 MAX_ID = 2**31 - 1  # the largest INTEGER key on PostgreSQL: a larger id names no row
 
 
@@ -621,6 +648,83 @@ class Store:
         with self.engine.connect() as conn:
             return [_incident(row) for row in conn.execute(query)]
 
+    # -- incident timelines ------------------------------------------------------------
+
+    @_guarded
+    def add_incident_event(self, incident_id: int, kind: str, *, actor: str | None = None,
+                           detail: dict | None = None, ts: float | None = None) -> dict:
+        """Append an event to an incident's timeline; returns it as :meth:`incident_timeline` shows it.
+
+        Parameters
+        ----------
+        incident_id
+            The incident.
+        kind
+            What happened: ``opened``, ``alert_updated``, ``diagnosis_started``, ``diagnosis_finished``,
+            ``diagnosis_failed``, ``acknowledged``, ``note``, ``silence_created``, ``silence_expired``,
+            ``resolved``, ``reopened`` (clipped to 64 characters).
+        actor
+            Who or what did it (the operator's name, ``alertmanager``...); None when nobody in particular.
+        detail
+            JSON-able facts of the event, bounded: a text longer than :data:`EVENT_TEXT_LIMIT` characters is
+            clipped, and a detail whose JSON exceeds :data:`EVENT_DETAIL_LIMIT` characters keeps the shortest
+            values that fit (``truncated``: true).
+        ts
+            When it happened (unix seconds); now when None.
+
+        Raises
+        ------
+        NotFound
+            No such incident.
+        """
+        doc = _event_doc(detail)
+        values = {"incident_id": incident_id, "ts": ts if ts is not None else time.time(), "kind": str(kind)[:64],
+                  "actor": str(actor)[:200] if actor is not None else None, "doc": doc}
+        with self._transaction() as conn:
+            if _incident_by_id(conn, incident_id) is None:
+                raise NotFound(f"no incident {incident_id}", field="id")
+            event_id = conn.execute(incident_events.insert().values(**values)).inserted_primary_key[0]
+        return {"id": event_id, "incident_id": incident_id, "ts": values["ts"], "kind": values["kind"],
+                "actor": values["actor"], "detail": json.loads(doc)}
+
+    @_guarded
+    def incident_timeline(self, incident_id: int, *, limit: int = 1000, first: int = 0) -> list[dict]:
+        """The incident's events, oldest first (the newest ``limit`` when there are more).
+
+        Each event is ``{"id", "incident_id", "ts", "kind", "actor", "detail"}``. An unknown incident has
+        no events (an empty list: callers that must tell it apart read the incident first).
+
+        ``first`` > 0: also the ``first`` oldest events (where an incident's story begins); when events
+        between them and the newest ``limit`` are left out, one entry ``{"kind": "omitted", "id": None,
+        "detail": {"count": N}}`` stands for them, between the two (its ``ts`` that of the last old one).
+        """
+        if not _storable_id(incident_id):
+            return []
+        where = incident_events.c.incident_id == incident_id
+        query = (sa.select(incident_events).where(where)
+                 .order_by(incident_events.c.ts.desc(), incident_events.c.id.desc()).limit(max(int(limit), 0)))
+        with self.engine.connect() as conn:
+            rows = list(reversed(list(conn.execute(query))))
+            head: list = []
+            total = len(rows)
+            if int(first) > 0 and len(rows) >= max(int(limit), 0):
+                head = list(conn.execute(sa.select(incident_events).where(where).order_by(
+                    incident_events.c.ts, incident_events.c.id).limit(int(first))))
+                total = conn.execute(sa.select(sa.func.count()).select_from(incident_events).where(where)).scalar()
+        shown = {r.id for r in rows}
+        head = [r for r in head if r.id not in shown]
+
+        def event(r) -> dict:
+            return {"id": r.id, "incident_id": r.incident_id, "ts": r.ts, "kind": r.kind, "actor": r.actor,
+                    "detail": json.loads(r.doc)}
+
+        out = [event(r) for r in head]
+        hidden = int(total or 0) - len(head) - len(rows)
+        if hidden > 0:
+            out.append({"id": None, "incident_id": incident_id, "ts": head[-1].ts if head else None,
+                        "kind": "omitted", "actor": None, "detail": {"count": hidden}})
+        return out + [event(r) for r in rows]
+
     # -- notebook runs -------------------------------------------------------------------
 
     @_guarded
@@ -776,8 +880,16 @@ class Store:
 
     @_guarded
     def list_runs(self, *, status: str | None = None, kind: str | None = None, since: float | None = None,
-                  until: float | None = None, incident_id: int | None = None, limit: int = 100) -> list[dict]:
+                  until: float | None = None, incident_id: int | None = None, limit: int = 100,
+                  trigger: str | tuple[str, ...] | None = None, notebook: str | None = None) -> list[dict]:
+        """Runs newest first; ``since`` inclusive, ``until`` exclusive (``created_at``, unix seconds);
+        ``notebook``: a notebook's name (``benchmark``: the stored path's stem) or the very path stored."""
         query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        if notebook is not None:
+            query = query.where(sa.or_(runs.c.notebook == notebook,
+                                       runs.c.notebook.endswith(f"/{notebook}.ipynb", autoescape=True)))
+        if trigger is not None:  # one trigger, or any of several (a schedule's scheduled and manual runs)
+            query = query.where(runs.c.trigger.in_([trigger] if isinstance(trigger, str) else list(trigger)))
         if status is not None:
             query = query.where(runs.c.status == status)
         if kind is not None:
@@ -961,6 +1073,26 @@ def _backoff(attempt: int) -> None:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _event_doc(detail: dict | None) -> str:
+    """An event's detail as bounded JSON: long texts clipped; an oversized detail keeps its shortest values that fit
+    (``truncated``: true)."""
+    def clipped(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > EVENT_TEXT_LIMIT:
+            return value[:EVENT_TEXT_LIMIT - 1] + "…"
+        return value
+
+    detail = {str(k): clipped(v) for k, v in (detail or {}).items()}
+    doc = _dumps(detail)
+    if len(doc) > EVENT_DETAIL_LIMIT:  # keep the shortest values while they fit
+        kept, room = {"truncated": True}, EVENT_DETAIL_LIMIT - 32
+        for size, key in sorted((len(_dumps(k)) + len(_dumps(v)) + 2, k) for k, v in detail.items()):
+            if size > room:
+                break
+            kept[key], room = detail[key], room - size
+        doc = _dumps(kept)
+    return doc
 
 
 def _incident_row(fields: dict) -> dict:

@@ -247,12 +247,15 @@ def bullet_list(lines, *, code: bool = False, empty: str = "") -> str:
     return "\n".join(f"- {render(line)}" for line in lines) or empty
 
 
-def benchmark_summary(stats: dict, verdicts: pd.DataFrame, target_url: str) -> str:
-    """The benchmark's verdict and headline figures; throughput as offered and as achieved, side by side."""
+def benchmark_summary(stats: dict, verdicts: pd.DataFrame, target_url: str, *, scheduled_for: str = "") -> str:
+    """The benchmark's verdict and headline figures; throughput as offered and as achieved, side by side;
+    when it was measured (and, for a scheduled run, the time it was scheduled for)."""
     failed = [name for name, ok in verdicts["pass"].items() if ok is False]
     unmeasured = [name for name, ok in verdicts["pass"].items() if ok is None or pd.isna(ok)]
     if not stats["requests"]:
         verdict = "**FAIL**: no request was answered, so no target could be checked."
+    elif not stats.get("successes", stats["requests"]):
+        verdict = f"**FAIL**: {_no_success(stats)}, so no latency could be measured."
     elif failed:
         verdict = f"**FAIL**: {', '.join(failed)} missed."
     else:
@@ -260,6 +263,9 @@ def benchmark_summary(stats: dict, verdicts: pd.DataFrame, target_url: str) -> s
     offered = stats.get("offered_rps") or stats["target_rate_rps"]
     if not stats["requests"]:
         figures = f"No request was answered at {offered:g} req/s offered: nothing to measure."
+    elif not stats.get("successes", stats["requests"]):
+        figures = (f"{stats['requests']:,} requests offered at {offered:g} req/s (open loop), none answered "
+                   f"successfully ({_error_kinds(stats)}).")
     else:
         figures = (f"{stats['requests']} requests offered at {offered:g} req/s (open loop), "
                    f"{stats.get('successes', stats['requests'])} answered successfully: "
@@ -271,8 +277,45 @@ def benchmark_summary(stats: dict, verdicts: pd.DataFrame, target_url: str) -> s
         f"### Benchmark of {md_code(target_url)}",
         verdict,
         figures,
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        + (f", scheduled for {_scheduled(scheduled_for)}." if scheduled_for else "."),
     ])
+
+
+def benchmark_headline(stats: dict, verdicts: pd.DataFrame) -> str:
+    """The benchmark's one-line headline (``summary.json``, the runs list, a comparison): P99, achieved rate,
+    pass/FAIL; without a successful response, that instead (``no successful responses: 100 % errors
+    (connection refused …)``): a run that answered nothing has no latency to headline."""
+    passed = "pass" if verdicts["pass"].all() else "FAIL"
+    if not stats.get("successes", stats.get("requests")):
+        return f"{_no_success(stats)}, FAIL"
+    return f"P99 {stats['p99_ms']} ms, {stats['throughput_rps']} req/s, {passed}"
+
+
+def _no_success(stats: dict) -> str:
+    if not stats.get("requests"):
+        return "no request sent"
+    rate = stats.get("error_rate")
+    share = f"{rate:.0%}".replace("%", " %") if isinstance(rate, (int, float)) else "all"
+    return f"no successful responses: {share} errors ({_error_kinds(stats)})"
+
+
+def _error_kinds(stats: dict) -> str:
+    """The errors by kind, most first: ``no answer (connection refused, reset or timed out)``, ``HTTP 503``."""
+    kinds = stats.get("errors_by_status")
+    if not isinstance(kinds, dict) or not kinds:
+        return "no answer or an error status"
+    words = []
+    for code, count in sorted(kinds.items(), key=lambda kv: -kv[1])[:3]:
+        words.append("connection refused, reset or timed out" if code == "no answer" else f"HTTP {code}")
+    return ", ".join(words)
+
+
+def _scheduled(scheduled_for: str) -> str:
+    """``2026-11-02 03:00 UTC`` of a run's ``scheduled_for`` (InvalidInput naming it when it is not a time)."""
+    from bizra_nb.schedule import parse_scheduled_for
+
+    return parse_scheduled_for(scheduled_for).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def benchmark_table(verdicts: pd.DataFrame) -> PeopleTable:
@@ -296,10 +339,13 @@ def benchmark_table(verdicts: pd.DataFrame) -> PeopleTable:
 
 
 def latency_by_endpoint(samples: pd.DataFrame) -> PeopleTable:
-    """Requests and latency percentiles (ms) per endpoint of a load test."""
-    grouped = samples.groupby("endpoint")["latency_ms"]
-    frame = pd.DataFrame({"requests": grouped.size(), "p50": grouped.quantile(0.5), "p95": grouped.quantile(0.95),
-                          "p99": grouped.quantile(0.99), "max": grouped.max()}).reset_index()
+    """Requests and latency percentiles (ms) per endpoint of a load test; the percentiles are those of the
+    successful responses (2xx, 3xx), none for an endpoint without one."""
+    ok = samples["status"].between(200, 399) if "status" in samples else pd.Series(True, index=samples.index)
+    grouped = samples["latency_ms"].where(ok).groupby(samples["endpoint"])  # NaN (failed) is left out
+    frame = pd.DataFrame({"requests": samples.groupby("endpoint").size(), "p50": grouped.quantile(0.5),
+                          "p95": grouped.quantile(0.95), "p99": grouped.quantile(0.99),
+                          "max": grouped.max()}).reset_index()
     return for_people(frame, {"endpoint": "Endpoint", "requests": ("Requests", "int"), "p50": ("P50", "ms"),
                               "p95": ("P95", "ms"), "p99": ("P99", "ms"), "max": ("Max", "ms")})
 
@@ -424,3 +470,71 @@ def alerts_table(fired: pd.DataFrame) -> PeopleTable:
     return for_people(fired, {"alertname": "Alert", "severity": "Severity", "episodes": ("Episodes", "int"),
                               "minutes_firing": ("Time firing", "minutes")},
                       empty="No alert history in this source (a dataset file has none; Prometheus keeps it in ALERTS).")
+
+
+# -- what compares: the sense of each summary number, the verdicts, the figures' data (bizra_nb.compare) ----------
+
+METRIC_SENSES: dict[str, str | None] = {
+    # "higher": more is better; "lower": less is better; None: neither (a parameter, a count of work done)
+    # benchmark (bizra_nb.loadgen.LoadResult.stats)
+    "requests": None, "successes": "higher", "p50_ms": "lower", "p95_ms": "lower", "p99_ms": "lower",
+    "max_ms": "lower", "error_rate": "lower", "offered_rps": None, "throughput_rps": "higher",
+    "target_rate_rps": None, "elapsed_s": None, "generator_late_p99_ms": "lower", "ws_latency_ms": "lower",
+    "ws_latency_p99_ms": "lower", "errors_by_status.*": "lower",
+    # audit (bizra_nb.audit.audit_month's summary)
+    "score": "higher", "score_p5": "higher", "score_median": "higher", "minutes_below_97": "lower",
+    "minutes_below_95": "lower", "events": None, "violations.*": "lower", "availability": "higher",
+    "error_budget_used": "lower", "latency_attainment": "higher", "incidents": "lower",
+    "incidents_by_severity.*": "lower", "benchmarks": None, "coverage": "higher", "slo.*": None,
+    # diagnosis (incident_record)
+    "anomaly_start_confidence": "higher", "confidence.score": "higher",
+    # verdicts (true is better)
+    "passed": "higher", "compliant": "higher",
+}
+"""The sense of each number a notebook records (a key of ``summary.json``; ``parent.*`` for each key of a
+dict such as the audit's ``violations``). A key not listed compares as "changed", without a sense."""
+
+NOT_METRICS = frozenset({"incident_id", "run_id", "latency_quantiles_ms", "score_hourly"})  # ids; figures' data
+
+VERDICTS: dict[str, list[str]] = {
+    "benchmark": ["passed", "headline"],
+    "compliance_audit": ["verdict", "compliant", "tier", "reasons", "headline"],
+    "incident_diagnosis": ["verdict", "top_cause", "confidence.level", "anomaly_start", "headline"],
+}
+"""The verdicts of each notebook's summary, compared as they are (``top_cause``: the first of ``top_causes``)."""
+
+QUANTILES = 101  # latency_quantiles_ms: the 0th to the 100th percentile
+
+
+def sense_of(key: str) -> str | None:
+    """The sense of a (flattened) summary key: "higher", "lower" or None (none known)."""
+    if key in METRIC_SENSES:
+        return METRIC_SENSES[key]
+    parent = key.partition(".")[0]
+    return METRIC_SENSES.get(parent + ".*") if "." in key else None
+
+
+def latency_quantiles(samples: pd.DataFrame) -> list[float]:
+    """The benchmark's latency distribution for ``summary.json``: the 0th..100th percentiles (ms, 101 numbers)
+    of its successful responses (2xx, 3xx), what :mod:`bizra_nb.compare` overlays; empty without one."""
+    import numpy as np
+
+    if not len(samples):
+        return []
+    latency = samples["latency_ms"].to_numpy(dtype=float)
+    if "status" in samples:
+        status = samples["status"].to_numpy()
+        latency = latency[(status >= 200) & (status < 400)]
+    if not len(latency):
+        return []
+    return [round(float(v), 3) for v in np.percentile(latency, np.linspace(0, 100, QUANTILES))]
+
+
+def score_hourly(score: pd.Series) -> dict:
+    """The audit's score over the month for ``summary.json``: the lowest score of each hour (at most 744
+    numbers), with the first hour (ISO-8601) and the step, what :mod:`bizra_nb.compare` overlays."""
+    hourly = score.resample("1h").min()
+    if hourly.empty:
+        return {"start": None, "step_minutes": 60, "values": []}
+    return {"start": hourly.index[0].isoformat(), "step_minutes": 60,
+            "values": [None if pd.isna(v) else round(float(v), 2) for v in hourly.to_numpy()]}

@@ -1,4 +1,5 @@
-"""`POST /alerts/webhook`: the Alertmanager receiver (payload version 4): open, update, resolve incidents."""
+"""`POST /alerts/webhook`: the Alertmanager receiver (payload version 4): open, update, resolve incidents (each
+change one event on the incident's timeline)."""
 from __future__ import annotations
 
 from bizra_nb.incidents import apply_alert_group, parse_alertmanager
@@ -10,7 +11,7 @@ class WebhookHandler(BaseHandler):
     max_body_size = 2 << 20  # an Alertmanager group of thousands of alerts; more is a 413
     async def post(self) -> None:
         group = parse_alertmanager(self.json_body())
-        outcome = await self.blocking(apply_alert_group, self.store, group)
+        outcome = await self.blocking(apply_alert_group, self.store, group, keeper=self.scorekeeper)
         self.hub.publish("alert", {"status": group.status, "group_key": group.group_key,
                                    "alerts": [{"labels": a.labels, "status": a.status} for a in group.alerts],
                                    "action": outcome.action})

@@ -23,13 +23,15 @@ from bizra_nb.settings import Settings
 from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.runner import Runner, executor_for
-from bizra_server import alerts, auth_check, cmdb, health, live, metrics, openapi, page, rca, reports, runs
+from bizra_server import (alerts, auth_check, cmdb, health, live, metrics, openapi, page, postmortem, rca, reports,
+                          runs, schedules, silences, timeline)
 from bizra_server.auth import load_or_create_token
 from bizra_server.background import Background
 from bizra_server.base import MAX_BODY_SIZE, NotFoundHandler, UnknownHostHandler, host_allowed
 from bizra_server.controller import Controller
 from bizra_server.hub import Hub
 from bizra_server.incident_flow import IncidentFlow
+from bizra_server.notifications import Notifications
 from bizra_server.leader import Leadership, LocalLeadership
 from bizra_server.processes import default_replica_name
 from bizra_server.redis_bus import RedisBus, redis_client
@@ -41,7 +43,7 @@ log = logging.getLogger("bizra.server")
 
 STOP_TIMEOUT = 5.0  # seconds each Redis part may take to stop before the server stops without it
 DASK_CHECK_TIMEOUT = 3.0  # seconds the Dask scheduler may take to answer /ready's question before it counts as down
-RESOURCES = [health, page, metrics, live, auth_check, cmdb, rca, alerts, runs, reports, openapi]  # each module ends in its `handlers` route list; /health first: routes match in order, and it is polled hardest
+RESOURCES = [health, page, metrics, live, auth_check, cmdb, rca, timeline, postmortem, silences, alerts, runs, schedules, reports, openapi]  # each module ends in its `handlers` route list; /health first: routes match in order, and it is polled hardest
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     controller: Controller = None  # type: ignore[assignment]
     incident_flow: IncidentFlow = None  # type: ignore[assignment]
+    notifications: Notifications = None  # type: ignore[assignment]  # --notify-routes
     cmdb: Cmdb = field(default_factory=lambda: Cmdb({}, []))
     cmdb_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workers: ThreadPoolExecutor = None  # type: ignore[assignment]  # CPU-bound work: diagnoses
@@ -130,6 +133,7 @@ class Services:
             self.background.every(settings.schedule_check_interval, self.scheduler.step, "scheduler")
         self.background.every(self.settings.heartbeat_interval, self._heartbeat, "heartbeat")
         self.background.every(1.0, self._flush_access_log, "access log")
+        self.notifications.start()
         self.workers.submit(self.incident_flow.warm_up)  # what the first alert would load, loaded now
 
     def check_redis(self) -> str:
@@ -221,6 +225,7 @@ class Services:
         deadline = time.monotonic() + 2.0
         while any(c.ws_connection is not None for c in closing) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # let the close handshakes finish
+        await self.notifications.stop()  # deliveries in flight finish (bounded) before the tasks are cancelled
         await self.background.stop()
         for name, part in (("the live bus", self.bus), ("the shared score", self.shared_score)):
             if part is not None:
@@ -248,6 +253,7 @@ async def _bounded(what: str, stopping) -> None:
 
 def make_services(settings: Settings) -> Services:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # the token, /ready's probe, notebooks' files: also with --store-url
+    notify_routes = Notifications.routes_from(settings)  # a bad routes file: InvalidSetting, before anything opens
     store = Store.from_url(settings.store_url, data_dir=settings.data_dir)
     scorekeeper = ScoreKeeper(settings.score_window)
     token, generated = load_or_create_token(settings.api_token, settings.data_dir)
@@ -267,6 +273,7 @@ def make_services(settings: Settings) -> Services:
     )
     services.controller = Controller(services, interval=settings.controller_interval)
     services.incident_flow = IncidentFlow(services)
+    services.notifications = Notifications(services, notify_routes)
     Path(settings.reports_dir).mkdir(parents=True, exist_ok=True)  # /reports/ serves it from the start
     services.runner = Runner(store, reports_dir=settings.reports_dir,
                              executor=executor_for(settings.dask_scheduler, settings.run_workers),
@@ -444,7 +451,8 @@ async def serve(settings: Settings, *, ready: Callable[[dict], None] | None = No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
         loop.add_signal_handler(sig, stop.set)
-    log.info("serving API on http://%s:%d (WebSocket also on :%s)", settings.host, ports["http"], ports.get("ws", "-"))
+    log.info("serving API on http://%s:%d (WebSocket %s)", settings.host, ports["http"],
+             f"also on :{ports['ws']}" if "ws" in ports else "on the API port only")
     if ready is not None:
         ready({"ports": ports, "token": server.services.api_token, "token_generated": server.services.token_generated})
     await stop.wait()

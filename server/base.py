@@ -158,15 +158,17 @@ class BaseHandler(RequestHandler):
         try:
             value = int(raw)
         except ValueError:
-            raise ApiError(400, f"query parameter {name!r} must be a whole number from {low} to {high}") from None
+            raise InvalidInput(f"query parameter {name!r} must be a whole number from {low} to {high}",
+                               field=name) from None
         if not low <= value <= high:
-            raise ApiError(400, f"query parameter {name!r} must be from {low} to {high}, got {value}")
+            raise InvalidInput(f"query parameter {name!r} must be from {low} to {high}, got {value}", field=name)
         return value
 
     def choice_argument(self, name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
         value = self.get_query_argument(name, default)
         if value is not None and value not in allowed:
-            raise ApiError(400, f"query parameter {name!r} must be one of {', '.join(allowed)}, got {value!r}")
+            raise InvalidInput(f"query parameter {name!r} must be one of {', '.join(allowed)}, got {value[:60]!r}",
+                               field=name)
         return value
 
     def prepare(self) -> None:

@@ -69,6 +69,7 @@ class Hub:
         self._metrics = metrics
         self._loop = None
         self._bus = None
+        self.listeners: list[Callable[[str, Any], None]] = []  # hear each event published here (notifications)
         self.stream: dict = {"shared": False, "replica": None, "reason": "this process alone (no --redis-url)"}
 
     def attach_bus(self, bus) -> None:
@@ -103,6 +104,11 @@ class Hub:
         (0 for a shared type while a bus is attached: it arrives through the bus)."""
         if type_ not in MESSAGE_TYPES:
             raise ValueError(f"unknown message type {type_!r}; known: {', '.join(MESSAGE_TYPES)}")
+        for listener in self.listeners:  # this replica's own events only: those of others come through the bus
+            try:
+                listener(type_, data)
+            except Exception:  # noqa: BLE001 - a listener never stops an event
+                log.exception("a hub listener failed on a %s event", type_)
         text = self._encode(type_, data)
         if self._bus is not None and type_ not in LOCAL_TYPES:
             self._bus.publish(type_, text)  # delivered here when the bus hands it back (or at once, disconnected)

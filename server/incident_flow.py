@@ -1,4 +1,5 @@
-"""What follows an incident: a diagnosis off the IOLoop, its evidence stored, `incident` and `rca` published."""
+"""What follows an incident: a diagnosis off the IOLoop, its evidence stored, `incident` and `rca` published, each
+step of it an event on the incident's timeline."""
 from __future__ import annotations
 
 import asyncio
@@ -6,10 +7,12 @@ import logging
 
 from pathlib import Path
 
+from bizra_nb.incidents import record_event
 from bizra_nb.parameters import declared_parameters, server_confinement
 from bizra_nb.reports import write_atomic
 from bizra_nb.runner import available_notebooks, report_links, resolve_notebook
 from bizra_nb.errors import BizraError
+from bizra_nb.timeline import NOTEBOOK_EVENTS, for_notebook
 from bizra_server.metrics import RunGauges
 
 log = logging.getLogger("bizra.incidents")
@@ -20,6 +23,38 @@ def plain_incident(incident: dict) -> dict:
     keep = ("id", "title", "severity", "status", "service", "opened_at", "acknowledged_at", "resolved_at",
             "anomaly_start", "labels", "annotations")
     return {k: incident.get(k) for k in keep if incident.get(k) is not None}
+
+
+def incident_for_notebook(store, incident_id: int, *, events: int = NOTEBOOK_EVENTS) -> dict:
+    """Blocking: the incident as a diagnosis notebook gets it (:func:`plain_incident`), with ``timeline``: its
+    newest ``events`` timeline events in words (:func:`bizra_nb.timeline.for_notebook`), bounded.
+
+    Raises
+    ------
+    NotFound
+        No such incident. (A timeline that cannot be read is left out, logged: the diagnosis goes ahead.)
+    """
+    stored = store.get_incident(incident_id)
+    incident = plain_incident(stored)
+    try:  # completed from the incident's record (bizra_nb.timeline.complete): an incident older than its timeline
+        incident["timeline"] = for_notebook(store.incident_timeline(incident_id, limit=events), limit=events,
+                                            incident=stored)
+    except BizraError as exc:
+        log.warning("incident %s: its timeline is not in the diagnosis: %s", incident_id, exc.message)
+    return incident
+
+
+def diagnosis_detail(doc: dict | None) -> dict:
+    """A diagnosis's outcome for the timeline: ``top_cause`` (and its ``top_cause_kind``), ``confidence`` (its
+    level) and ``confidence_score``, ``verdict``; from a ``diagnose --format json`` document or a report's
+    summary (whose ``top_causes`` are the same candidates)."""
+    doc = doc or {}
+    top = (top_causes(doc)[:1] if doc.get("ranking") is not None else
+           [c for c in doc.get("top_causes") or [] if isinstance(c, dict)][:1])
+    confidence = doc.get("confidence") if isinstance(doc.get("confidence"), dict) else {}
+    return {"top_cause": top[0].get("service") if top else None, "top_cause_kind": top[0].get("kind") if top else None,
+            "confidence": confidence.get("level"), "confidence_score": confidence.get("score"),
+            "verdict": doc.get("verdict")}
 
 
 def incident_event(incident: dict, action: str) -> dict:
@@ -98,7 +133,13 @@ class IncidentFlow:
         services = self.services
         loop = asyncio.get_running_loop()
         store = services.store
-        incident = await loop.run_in_executor(services.io_pool, store.get_incident, incident_id)
+
+        def started() -> dict:
+            incident = store.get_incident(incident_id)
+            self.record(incident_id, "diagnosis_started", {"mode": "quick"})
+            return incident
+
+        incident = await loop.run_in_executor(services.io_pool, started)
         try:
             doc = await loop.run_in_executor(services.workers, self.run_diagnosis, incident)
         except Exception as exc:  # noqa: BLE001 - whatever stops it, the incident's evidence says so
@@ -107,11 +148,22 @@ class IncidentFlow:
                         exc_info=None if isinstance(exc, BizraError) else exc)
             services.scorekeeper.record_violation("validation_failed" if isinstance(exc, BizraError) else
                                                   "silent_failure", f"diagnosis of incident {incident_id}: {message}")
-            await loop.run_in_executor(services.io_pool, lambda: store.update_incident(
-                incident_id, diagnosis_error=message))
+
+            def failed() -> None:
+                store.update_incident(incident_id, diagnosis_error=message)
+                self.record(incident_id, "diagnosis_failed", {"mode": "quick", "error": message})
+
+            await loop.run_in_executor(services.io_pool, failed)
             return None
-        incident = await loop.run_in_executor(services.io_pool, lambda: store.update_incident(
-            incident_id, diagnosis=doc, diagnosis_error=None))
+
+        def finished() -> dict:
+            incident = store.update_incident(incident_id, diagnosis=doc, diagnosis_error=None)
+            self.record(incident_id, "diagnosis_finished", {
+                "mode": "quick", **diagnosis_detail(doc), "evidence_url": f"/rca/incidents/{incident_id}/evidence",
+                "report_url": incident.get("report_url"), "run_id": None})
+            return incident
+
+        incident = await loop.run_in_executor(services.io_pool, finished)
         services.hub.publish("rca", {
             "incident_id": incident_id,
             "anomaly_start": doc["anomaly_start"],
@@ -123,6 +175,10 @@ class IncidentFlow:
         })
         services.hub.publish("incident", incident_event(incident, "diagnosed"))
         return doc
+
+    def record(self, incident_id: int, kind: str, detail: dict) -> None:
+        """Blocking: a diagnosis event on the incident's timeline; a failed write is logged and scored, never raised."""
+        record_event(self.services.store, incident_id, kind, detail=detail, keeper=self.services.scorekeeper)
 
     def start_diagnosis(self, incident_id: int) -> None:
         """The quick diagnosis now, and the diagnosis notebook's report when configured."""
@@ -158,13 +214,16 @@ class IncidentFlow:
             incident = services.store.get_incident(incident_id)
             snapshot = Path(services.settings.data_dir) / "cmdb.snapshot.yaml"
             write_atomic(snapshot, services.cmdb.dumps("yaml"))
-            params = {"incident_id": incident_id, "incident": plain_incident(incident), "source": self.source_location(),
+            params = {"incident_id": incident_id, "incident": incident_for_notebook(services.store, incident_id),
+                      "source": self.source_location(),
                       "cmdb": snapshot.name if len(services.cmdb) else "",  # confined: data dir relative
                       "symptom_service": incident.get("service") or "",
                       "lookback_minutes": services.settings.diagnosis_lookback / 60}
             run = services.runner.create("incident_diagnosis", params, trigger="incident", incident_id=incident_id,
                                          confine=server_confinement(services.settings))
             if not run.get("existing"):  # else the incident's unfinished run, submitted by whoever created it
+                # first on the timeline, before the run can end (record never raises: the run is still submitted)
+                self.record(incident_id, "diagnosis_started", {"mode": "report", "run_id": run["id"]})
                 services.runner.submit(run)  # queued is submitted: nothing after this may leave it waiting
             if incident.get("report_error"):  # an earlier attempt could not start; this one did
                 try:
@@ -180,8 +239,13 @@ class IncidentFlow:
             message = f"the diagnosis report could not be started: {message}"
             log.warning("incident %s: %s", incident_id, message)
             services.scorekeeper.record_violation("run_failed", f"incident {incident_id}: {message}")
-            incident = await loop.run_in_executor(services.io_pool, lambda: services.store.update_incident(
-                incident_id, report_error=message))
+
+            def failed() -> dict:
+                incident = services.store.update_incident(incident_id, report_error=message)
+                self.record(incident_id, "diagnosis_failed", {"mode": "report", "error": message})
+                return incident
+
+            incident = await loop.run_in_executor(services.io_pool, failed)
             services.hub.publish("incident", incident_event(incident, "report"))
             return None
         return run
@@ -200,6 +264,13 @@ class IncidentFlow:
         data["headline"] = (run.get("summary") or {}).get("headline")
         self._count(run)
         services.hub.publish_threadsafe("run", data)
+        if run.get("incident_id") and run["status"] in ("succeeded", "failed", "cancelled"):
+            summary = run.get("summary") or {}
+            self.record(run["incident_id"], "diagnosis_finished" if run["status"] == "succeeded" else "diagnosis_failed",
+                        {"mode": "report", "run_id": run["id"], "status": run["status"],
+                         "report_url": (data["links"] or {}).get("html"), **diagnosis_detail(summary),
+                         **({"error": str(run.get("error") or run["status"])[:1000]}
+                            if run["status"] != "succeeded" else {})})
         if run.get("incident_id") and run["status"] in ("succeeded", "failed") and data["links"]:
             incident = services.store.update_incident(run["incident_id"], report_url=data["links"]["html"],
                                                       report_run=run["id"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from bizra_nb.errors import InvalidInput
-from bizra_nb.incidents import SEVERITIES, STATUSES, change_status, durations, severity_from_signals
+from bizra_nb.incidents import SEVERITIES, STATUSES, change_status, durations, record_event, severity_from_signals
 from bizra_nb.times import parse_time
 from bizra_server.base import ApiError, BaseHandler
 from bizra_server.incident_flow import incident_event
@@ -50,6 +50,11 @@ class IncidentsHandler(BaseHandler):
         if anomaly_start is not None:
             fields["anomaly_start"] = anomaly_start
         incident = await self.blocking(self.store.create_incident, **fields)
+        await self.blocking(record_event, self.store, incident["id"], "opened",
+                            actor=self.services.settings.operator_name, keeper=self.scorekeeper,
+                            ts=min(incident["opened_at"], time.time()),
+                            detail={"source": "api", "title": incident["title"], "severity": incident["severity"],
+                                    "service": incident.get("service")})
         self.hub.publish("incident", incident_event(incident, "opened"))
         if diagnose_now:
             self.services.incident_flow.start_diagnosis(incident["id"])
@@ -67,7 +72,8 @@ class IncidentHandler(BaseHandler):
         if note is not None and not isinstance(note, str):
             raise InvalidInput("note must be a string", field="note")
         incident = await self.blocking(change_status, self.store, _incident_id(incident_id),
-                                       body.get("status"), note=note)
+                                       body.get("status"), note=note, actor=self.services.settings.operator_name,
+                                       keeper=self.scorekeeper)
         self.hub.publish("incident", incident_event(incident, incident["status"]))
         self.write_json(_incident_json(incident))
 

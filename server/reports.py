@@ -8,10 +8,18 @@ so not even those can read the status page's storage on this origin.
 """
 from __future__ import annotations
 
+import asyncio
+import os
+import stat
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 from tornado.web import HTTPError
 
 from bizra_nb.markup import report_policy
-from bizra_server.base import StaticFiles
+from bizra_server.base import ApiError, BaseHandler, StaticFiles
 
 POLICY_BYTES = 4096  # protect_html puts the report's policy first in <head>
 
@@ -50,4 +58,123 @@ def hidden_file(path: str) -> bool:
         part.startswith(".") or part.endswith((".partial", ".tmp")) for part in parts)
 
 
-handlers = [(r"/reports/(?P<path>.*)", ReportsHandler)]
+PRINTERS = ThreadPoolExecutor(2, thread_name_prefix="bizra-pdf")  # Chromium prints at most two at a time
+_printing: dict[str, asyncio.Lock] = {}  # report.pdf path -> its lock: one Chromium per file, others wait
+MAX_FAILURES = 500  # failed prints remembered (the least recently asked for forgotten first)
+FAILURE_TTL = 3600.0  # seconds a failed print is remembered for when its report.html does not change
+# report.html path -> (its state when printing failed, when, the message): answered from here, no new Chromium
+_failures: OrderedDict[str, tuple[tuple, float, str]] = OrderedDict()
+
+
+class PdfHandler(BaseHandler):
+    """``/reports/<run folder>/report.pdf``: the folder's report.html printed by headless Chromium
+    (:mod:`bizra_nb.pdf`), made on the first request and kept next to it until report.html changes.
+
+    404 JSON when the folder has no report.html; 503 JSON (code ``no_chromium``) when Chromium is not
+    installed, or ``pdf_failed`` when it could not print. The path is confined to the reports folder
+    as the rest of ``/reports`` (no hidden files, no way out through ``..`` or a link): a report.pdf that is
+    a link, or no regular file, is never read but printed over (the link replaced, not what it names).
+    A failed print is remembered for its report.html as it is (:data:`MAX_FAILURES`, :data:`FAILURE_TTL`):
+    further requests get the same 503 ``pdf_failed`` without a new Chromium until report.html changes.
+    """
+
+    async def get(self, path: str) -> None:
+        from bizra_nb import pdf
+
+        if not self.request.path.endswith("/report.pdf"):
+            raise ApiError(404, "no such file")
+        html = await self.blocking(self._report_html, path)  # resolving links touches the disk
+        target = html.with_name("report.pdf")
+        lock = _printing.setdefault(str(target), asyncio.Lock())
+        async with lock:  # a second request for the same file waits for the first print, then reads it
+            if not await self.blocking(_fresh, target, html):
+                if pdf.chromium_path() is None:
+                    raise ApiError(503, f"no PDF without Chromium: {pdf.INSTALL_HINT}", code="no_chromium")
+                state = await self.blocking(_state, html)
+                failed = _failed(str(html), state)
+                if failed is not None:
+                    raise ApiError(503, failed, code="pdf_failed")
+                try:
+                    await asyncio.get_running_loop().run_in_executor(PRINTERS, pdf.html_to_pdf, html, target)
+                except pdf.Unavailable as exc:
+                    _remember_failure(str(html), state, exc.message)
+                    raise ApiError(503, exc.message, code="pdf_failed") from None
+                _failures.pop(str(html), None)
+            data = await self.blocking(_read_pdf, target)
+        if data is None:
+            raise ApiError(404, "no such file")
+        self.set_header("Content-Type", "application/pdf")
+        self.set_header("Content-Disposition", 'inline; filename="report.pdf"')
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.finish(data)
+
+    def _report_html(self, path: str) -> Path:
+        if any(ch < " " or ch == "\x7f" for ch in path):
+            raise ApiError(400, "the path may not contain control characters")
+        if hidden_file(path + "/report.pdf"):
+            raise ApiError(404, "no such file")
+        root = Path(self.services.runner.reports_dir).resolve()
+        html = (root / path / "report.html").resolve()
+        if root not in html.parents or not html.is_file():
+            raise ApiError(404, "no report.html in this folder")
+        return html
+
+
+def _fresh(target: Path, html: Path) -> bool:
+    """Whether ``target`` (the PDF) was printed from the current ``html``: a regular file, not a link."""
+    try:
+        info = target.lstat()
+        return stat.S_ISREG(info.st_mode) and info.st_mtime >= html.stat().st_mtime and info.st_size > 0
+    except OSError:
+        return False
+
+
+def _read_pdf(target: Path) -> bytes | None:
+    """The bytes of ``target`` opened without following a link (O_NOFOLLOW); None when it is a link (one
+    put there since :func:`_fresh` looked), no regular file, or gone."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def _state(html: Path) -> tuple:
+    """What tells one version of report.html from another: device, inode, mtime (ns), size."""
+    try:
+        info = html.stat()
+    except OSError:
+        return ()
+    return info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def _failed(key: str, state: tuple) -> str | None:
+    """The message of the remembered failed print of report.html ``key`` as it is now, if any."""
+    entry = _failures.get(key)
+    if entry is None:
+        return None
+    then, when, message = entry
+    if then != state or time.monotonic() - when > FAILURE_TTL:
+        _failures.pop(key, None)
+        return None
+    _failures.move_to_end(key)
+    return message
+
+
+def _remember_failure(key: str, state: tuple, message: str) -> None:
+    _failures[key] = (state, time.monotonic(), message)
+    _failures.move_to_end(key)
+    while len(_failures) > MAX_FAILURES:
+        _failures.popitem(last=False)
+
+
+# "." in the pattern is any character (its template stays readable: /reports/{path}/report.pdf); get() checks it
+handlers = [(r"/reports/(?P<path>.+)/report.pdf", PdfHandler), (r"/reports/(?P<path>.*)", ReportsHandler)]

@@ -1,24 +1,50 @@
-"""Scheduled runs: the monthly audit and the weekly benchmark by cron; a late or missed start is a silent_failure."""
+"""Scheduled runs: the monthly audit and the weekly benchmark by cron; a late or missed start is a silent_failure.
+
+Each schedule's cron is evaluated in its time zone (``--audit-schedule-tz``, ``--benchmark-schedule-tz``;
+UTC by default). A run gets the time it was due as its ``scheduled_for`` parameter (ISO-8601 UTC), so a
+late or re-run audit still audits the month it was scheduled for. :meth:`Scheduler.listing` describes every
+schedule (also those that are off, and why) for ``GET /schedules``; :meth:`Scheduler.run_now` starts one
+at once ("run now", any replica), as if it were due at the current minute.
+"""
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from bizra_nb.errors import BizraError, Unavailable
+from bizra_nb.errors import BizraError, Conflict, NotFound, Unavailable, excerpt
 from bizra_nb.parameters import server_confinement
-from bizra_nb.schedule import Cron, parse_cron, previous_month_of
+from bizra_nb.runner import report_links
+from bizra_nb.schedule import Cron, iso_utc, parse_cron, parse_zone, previous_month_of
 
 log = logging.getLogger("bizra.scheduler")
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class ScheduleOff(Conflict):
+    """A schedule that is off (no cron, or nothing to run on) cannot be run now."""
+
+    code = "schedule_off"
 
 
 @dataclass
 class Schedule:
     name: str
-    cron: Cron
+    cron: Cron | None  # None: off (an empty cron expression)
     notebook: str
     parameters: Callable[[datetime], dict]  # from the due time
+    reason: str = ""  # why it is off; "": on
+
+    @property
+    def enabled(self) -> bool:
+        return self.cron is not None and not self.reason
+
+    @property
+    def tz(self) -> str:
+        return self.cron.tz if self.cron is not None else "UTC"
 
 
 class Scheduler:
@@ -33,28 +59,115 @@ class Scheduler:
     def __init__(self, services, schedules: list[Schedule], *, grace: float,
                  base_url: Callable[[], str] = lambda: "") -> None:
         self.services = services
-        self.schedules = schedules
+        self.known = list(schedules)  # every schedule, also those that are off (GET /schedules says why)
+        self.schedules = [s for s in schedules if s.enabled]  # what ticks
         self.grace = grace
         self.base_url = base_url  # the server's own URL: a benchmark's target, allowed by the confinement
+        self._run_now_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, services, base_url: Callable[[], str]) -> "Scheduler":
         settings = services.settings
         schedules = []
         audit_source = settings.audit_source or settings.prometheus_url
-        if settings.audit_schedule:
-            if audit_source:
-                schedules.append(Schedule("audit", parse_cron(settings.audit_schedule), "compliance_audit",
-                                          lambda due: {"month": previous_month_of(due), "source": audit_source,
-                                                       "data_dir": "."}))  # confined: the data dir itself
-            else:
-                log.warning("scheduled audits are off: no platform metrics to audit; set --audit-source (a dataset "
-                            "file or a Prometheus URL) or --prometheus-url, or BIZRA_AUDIT_SOURCE or "
-                            "BIZRA_PROMETHEUS_URL (or --audit-schedule '' to silence this)")
-        if settings.benchmark_schedule:
-            schedules.append(Schedule("benchmark", parse_cron(settings.benchmark_schedule), "benchmark",
-                                      lambda due: {"target_url": base_url(), "duration": 10.0}))
+        audit_tz = settings.audit_schedule_tz
+        audit = Schedule("audit", parse_cron(settings.audit_schedule, audit_tz) if settings.audit_schedule else None,
+                         "compliance_audit",
+                         lambda due: {"month": previous_month_of(due, audit_tz), "source": audit_source,
+                                      "data_dir": ".",  # confined: the data dir itself
+                                      "scheduled_for": iso_utc(due), "tz": audit_tz})
+        if not settings.audit_schedule:
+            audit.reason = "off: --audit-schedule is empty"
+        elif not audit_source:
+            audit.reason = ("off: no platform metrics to audit; set --audit-source (a dataset file or a Prometheus "
+                            "URL) or --prometheus-url")
+            log.warning("scheduled audits are off: no platform metrics to audit; set --audit-source (a dataset "
+                        "file or a Prometheus URL) or --prometheus-url, or BIZRA_AUDIT_SOURCE or "
+                        "BIZRA_PROMETHEUS_URL (or --audit-schedule '' to silence this)")
+        schedules.append(audit)
+        bench_tz = settings.benchmark_schedule_tz
+        benchmark = Schedule("benchmark",
+                             parse_cron(settings.benchmark_schedule, bench_tz) if settings.benchmark_schedule else None,
+                             "benchmark",
+                             lambda due: {"target_url": base_url(), "duration": 10.0, "scheduled_for": iso_utc(due)})
+        if not settings.benchmark_schedule:
+            benchmark.reason = "off: --benchmark-schedule is empty"
+        schedules.append(benchmark)
         return cls(services, schedules, grace=settings.schedule_grace, base_url=base_url)
+
+    def find(self, name: str) -> Schedule:
+        """The schedule called ``name`` (on or off); NotFound naming the known ones."""
+        for schedule in self.known:
+            if schedule.name == name:
+                return schedule
+        raise NotFound(f"no schedule {excerpt(name)}; schedules: {', '.join(s.name for s in self.known)}")
+
+    def run_now(self, name: str, now: datetime | None = None) -> dict:
+        """Start schedule ``name``'s run at once, as if due at the current minute (blocking: off the IOLoop).
+
+        Any replica may: nothing is claimed, nothing counts as late, the schedule's own due times are untouched.
+        The run's trigger is ``manual:<name>``.
+
+        Raises
+        ------
+        NotFound
+            For an unknown schedule.
+        ScheduleOff
+            (409) For a schedule that is off, with the reason.
+        """
+        schedule = self.find(name)
+        if not schedule.enabled:
+            raise ScheduleOff(f"schedule {name} is {schedule.reason}")
+        due = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(second=0, microsecond=0)
+        runner = self.services.runner
+        with self._run_now_lock:  # a double click: the second finds the first's run (one process; see below)
+            unfinished = self.unfinished_run(schedule)
+            if unfinished is not None:
+                return {**unfinished, "existing": True}
+            run = runner.create(schedule.notebook, schedule.parameters(due), trigger=f"manual:{schedule.name}",
+                                confine=server_confinement(self.services.settings, also=[self.base_url()]))
+        runner.submit(run)
+        return run
+
+    def unfinished_run(self, schedule: Schedule) -> dict | None:
+        """The schedule's queued or running run (scheduled or "run now"), if any: "run now" returns it rather
+        than start a second (two replicas asked at the same instant may still both start one)."""
+        triggers = (f"schedule:{schedule.name}", f"manual:{schedule.name}")
+        for status in ("running", "queued"):
+            runs = self.services.store.list_runs(trigger=triggers, status=status, limit=1)
+            if runs:
+                return runs[0]
+        return None
+
+    def listing(self, now: datetime | None = None) -> list[dict]:
+        """Every schedule as ``GET /schedules`` shows it (blocking: reads the store)."""
+        now = now or datetime.now(timezone.utc)
+        store = self.services.store
+        return [self.describe(s, now, last=store.get_meta(self.key(s)),
+                              runs=store.list_runs(trigger=(f"schedule:{s.name}", f"manual:{s.name}"), limit=1))
+                for s in self.known]
+
+    def describe(self, schedule: Schedule, now: datetime, *, last: str | None, runs: list[dict]) -> dict:
+        """One schedule: cron, zone, next fire (UTC and local), last due time, last run; why it is off."""
+        fire = schedule.cron.next_fire(now) if schedule.enabled else None
+        last_due = datetime.fromisoformat(last) if last else None
+        run = runs[0] if runs else None
+        return {
+            "name": schedule.name, "notebook": schedule.notebook,
+            "cron": schedule.cron.expression if schedule.cron is not None else "", "tz": schedule.tz,
+            "enabled": schedule.enabled, "reason": schedule.reason or None,
+            "next_fire": iso_utc(fire) if fire else None,
+            "next_fire_local": fire.astimezone(parse_zone(schedule.tz)).isoformat() if fire else None,
+            "next_fire_at": fire.timestamp() if fire else None,
+            "last_due": iso_utc(last_due) if last_due else None,
+            "last_due_at": last_due.timestamp() if last_due else None,
+            "last_run": None if run is None else {
+                "id": run["id"], "status": run["status"], "trigger": run["trigger"],
+                "created_at": run["created_at"],
+                "created": iso_utc(datetime.fromtimestamp(run["created_at"], timezone.utc)),
+                "scheduled_for": (run.get("parameters") or {}).get("scheduled_for") or None,
+                "links": report_links(run) if run["status"] in FINISHED else {}},
+        }
 
     def key(self, schedule: Schedule) -> str:
         return f"schedule:{schedule.name}:last"

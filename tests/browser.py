@@ -58,5 +58,12 @@ class Watched:
     def dot(self, colour: str, timeout: float = 15000) -> None:
         self.page.wait_for_selector(f"#connection.{colour}", timeout=timeout)
 
+    def wait_text(self, selector: str, text: str, timeout: float = 15000) -> str:
+        """Wait until the element ``selector`` names exists and its text contains ``text``; its whole text."""
+        self.page.wait_for_function(
+            "([s, t]) => { const e = document.querySelector(s); return !!e && e.textContent.includes(t); }",
+            arg=[selector, text], timeout=timeout)
+        return self.page.text_content(selector)
+
     def close(self) -> None:
         self.context.close()

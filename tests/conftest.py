@@ -23,6 +23,8 @@ browser
 fleet
     (session) The demo fleet written to files: ``fleet.metrics`` (CSV), ``fleet.cmdb`` (YAML),
     ``fleet.fault`` (the injected fault: ``catalog-db`` latency at ``fleet.fault.start``).
+alertmanager
+    (session) A real ``prometheus-alertmanager`` on a free port (``url``, ``silences()``, ``silence(id)``).
 
 Helpers: :func:`need_binary` (skip locally, fail in CI when a real component is missing),
 :func:`wait_until`.
@@ -291,3 +293,18 @@ def redis_server(tmp_path):
     server = RedisServer(need_binary("redis-server"), tmp_path / "redis")
     yield server
     server.stop()
+
+
+# -- Alertmanager (issue 15): a real prometheus-alertmanager for the silences made from incidents -------------
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory):
+    """(session) A real Alertmanager on a free port, clustering off (:class:`tests.alertmanager_server.
+    AlertmanagerProcess`: ``url``, ``silences()``, ``silence(id)``); tests tell their silences apart by their
+    own labels. Skips locally, fails in CI, when prometheus-alertmanager is not installed."""
+    from tests.alertmanager_server import AlertmanagerProcess
+
+    process = AlertmanagerProcess(need_binary("prometheus-alertmanager"), tmp_path_factory.mktemp("alertmanager"))
+    yield process
+    process.stop()

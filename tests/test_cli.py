@@ -145,7 +145,8 @@ def test_the_scheduled_audit_uses_the_configured_source_and_store(tmp_path):
     parameters = audit.parameters(datetime(2026, 11, 1, 6, tzinfo=timezone.utc))
     declared = declared_parameters(resolve_notebook("compliance_audit"))
     confined = confine_parameters(declared, parameters, **server_confinement(settings))
-    assert confined == {"month": "2026-10", "source": "http://prometheus:9090", "data_dir": str(tmp_path.resolve())}
+    assert confined == {"month": "2026-10", "source": "http://prometheus:9090", "data_dir": str(tmp_path.resolve()),
+                        "scheduled_for": "2026-11-01T06:00:00+00:00", "tz": "UTC"}
 
 
 def test_serve_prints_the_status_page_url(tmp_path):

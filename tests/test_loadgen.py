@@ -10,6 +10,7 @@ import tornado.testing
 import tornado.web
 
 from bizra_nb.loadgen import LoadResult, run_load
+from bizra_nb import summaries
 from bizra_nb.summaries import benchmark_summary
 
 
@@ -126,3 +127,48 @@ def test_a_target_url_with_a_path_is_refused():
     assert target_address("http://127.0.0.1:8080/") == ("127.0.0.1", 8080, "")
     with pytest.raises(InvalidInput, match="give the server's base URL and --endpoint PATH"):
         target_address("http://127.0.0.1:8080/health")
+
+
+def test_latency_quantiles_count_successful_responses_only():
+    # failures answer fast (a refused connection, 0.1 ms) and successes slowly (10 ms): mixing them would put
+    # the median at 0.1 ms for a server whose every answer took 10 ms
+    samples = pd.DataFrame({"sent_at": [i / 10 for i in range(20)], "latency_ms": [0.1] * 15 + [10.0] * 5,
+                            "status": [0] * 10 + [503] * 5 + [200] * 5, "endpoint": ["/x"] * 20})
+    stats = LoadResult(samples=samples, duration=2.0, rate=10.0, elapsed=2.0).stats()
+    assert stats["p50_ms"] == stats["p99_ms"] == stats["max_ms"] == 10.0 and stats["error_rate"] == 0.75
+    assert stats["errors_by_status"] == {"no answer": 10, "503": 5}
+    assert summaries.latency_quantiles(samples) == [10.0] * summaries.QUANTILES
+    by_endpoint = summaries.latency_by_endpoint(samples).frame
+    assert by_endpoint.loc[0, "P50"].startswith("10") and by_endpoint.loc[0, "Requests"] == "20"
+
+
+def test_a_dead_target_has_no_latency_and_fails_its_latency_targets():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = asyncio.run(run_load(f"http://127.0.0.1:{port}", duration=0.2, rate=50.0, concurrency=2,
+                                   ws_clients=0))
+    stats, verdicts = result.stats(), result.verdicts()
+    assert stats["requests"] == 10 and stats["successes"] == 0 and stats["error_rate"] == 1.0
+    assert all(stats[k] is None for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+    assert stats["errors_by_status"] == {"no answer": 10}
+    for name in ("p50_ms", "p95_ms", "p99_ms"):  # no successful response is a FAIL, never "not measured"
+        passed = verdicts.at[name, "pass"]
+        assert passed is not None and not passed and "no successful response" in verdicts.loc[name, "detail"]
+    assert summaries.latency_quantiles(result.samples) == []
+    headline = summaries.benchmark_headline(stats, verdicts)
+    assert headline.startswith("no successful responses: 100 % errors (connection refused") and "P99" not in headline
+    text = summaries.benchmark_summary(stats, verdicts, f"http://127.0.0.1:{port}")
+    assert "**FAIL**: no successful responses: 100 % errors" in text and "None" not in text
+    assert "P50" not in text  # no latency figure is printed for a run that answered nothing
+    row = next(line for line in result.table().splitlines() if line.startswith("P99"))
+    assert row.split()[5:7] == ["-", "FAIL"]
+
+
+def test_the_headline_of_a_run_with_answers_is_unchanged():
+    result = _result([200] * 20)
+    stats = result.stats()
+    assert summaries.benchmark_headline(stats, result.verdicts({"throughput_rps": 1.0})) == \
+        f"P99 {stats['p99_ms']} ms, {stats['throughput_rps']} req/s, pass"

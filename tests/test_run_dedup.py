@@ -143,7 +143,7 @@ def test_a_v5_database_with_duplicate_unfinished_runs_migrates_keeping_the_runni
     _database_at_v5(store_url)
     store = Store(store_url)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) >= 6
         runs = {r["id"]: r for r in store.list_runs(limit=100)}
         assert {i: r["status"] for i, r in runs.items()} == {
             "old": "failed", "mid": "running", "new": "failed", "ended": "succeeded", "alone": "running",

@@ -79,7 +79,7 @@ def store(backend) -> Store:
 
 def test_migrates_to_the_latest_version_once(backend):
     store = backend.open()
-    assert store.schema_version == len(MIGRATIONS) == 6
+    assert store.schema_version == len(MIGRATIONS) == 7
     store.close()
     again = backend.open()  # reopening applies nothing twice
     assert again.schema_version == len(MIGRATIONS)

@@ -37,6 +37,9 @@ def make_data_dir(folder: Path) -> Path:
     first = store.create_incident(title="HighErrorRate on api", severity="P1", source="alertmanager",
                                   group_key="g1", service="api", labels={"team": "sre"}, alerts={"fp": {"x": 1}})
     store.update_incident(first["id"], status="resolved", resolved_at=first["opened_at"] + 60.25)
+    store.add_incident_event(first["id"], "opened", actor="alertmanager", detail={"alertname": "HighErrorRate"},
+                             ts=first["opened_at"])
+    store.add_incident_event(first["id"], "note", actor="ops", detail={"text": "ünïcode <b>note</b>"})
     store.create_incident(title="Latency on db", severity="P2", source="api", diagnosis={"ranking": [{"s": 0.5}]})
     store.create_incident(title="ünïcode ✓", severity="P3", source="api", group_key="g2", service="s" * 200)
     for n, status in enumerate(("succeeded", "failed")):
@@ -73,6 +76,9 @@ def test_copy_moves_a_sqlite_data_dir_to_postgresql_with_equal_contents(tmp_path
     moved = Store(postgres_url)  # the copy is a working store: its ids go on after the copied ones
     assert moved.create_incident(title="new", severity="P2", source="api")["id"] == 4
     moved.log_violation("http_error", "after the move")
+    assert len(after["incident_events"]) == 2  # the timelines are copied, and their ids go on too
+    assert moved.add_incident_event(1, "resolved", actor="ops")["id"] == 3
+    assert [e["kind"] for e in moved.incident_timeline(1)] == ["opened", "note", "resolved"]
     assert moved.get_incident(1)["labels"] == {"team": "sre"} and moved.get_meta("schedule:audit")
     assert moved.list_incidents(status="resolved")[0]["group_key"] == "g1"
     moved.close()

@@ -33,11 +33,13 @@ const state = {
 
 // -- the API -------------------------------------------------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(message, status) { super(message); this.status = status; }
+class ApiError extends Error {  // field: the input the server blames (e.g. a parameter); code: its error code
+  constructor(message, status, field = null, code = null) {
+    super(message); this.status = status; this.field = field; this.code = code;
+  }
 }
 
-async function api(path, options = {}) {
+async function api(path, options = {}) {  // options.strict: a 503 is an error too (default: its body is the answer)
   const headers = Object.assign({ Accept: "application/json" }, options.headers || {});
   if (state.token && options.method && options.method !== "GET") headers.Authorization = "Bearer " + state.token;
   let response;
@@ -47,11 +49,33 @@ async function api(path, options = {}) {
     throw new ApiError("the server did not answer", 0);
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok && response.status !== 503) {
-    const message = (body.error && body.error.message) || response.statusText;
-    throw new ApiError(message, response.status);
+  if (!response.ok && (response.status !== 503 || options.strict)) {
+    const error = body.error && typeof body.error === "object" ? body.error : {};
+    const message = error.message || (typeof body.error === "string" ? body.error : "") || response.statusText;
+    throw new ApiError(String(message), response.status, error.field || body.field || null, error.code || body.code || null);
   }
   return body;
+}
+
+function el(tag, attrs = {}, ...children) {  // an element whose string children are text, never markup
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "className") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {  // nested lists of parts (e.g. a line's links) all become children
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function localHref(value) {  // an untrusted link target: a path on this server or an absolute http(s) URL, else null
+  const text = String(value || "");
+  if (text.startsWith("/") && !text.startsWith("//") && !text.includes("\\")) return text;
+  return webUrl(text);
 }
 
 function escapeHtml(text) {
@@ -75,6 +99,11 @@ function clock(ms) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+function utcDateTime(ms) {  // always with the date: "2026-12-01 01:39 UTC"
+  const d = new Date(ms), pad = (n) => String(n).padStart(2, "0");
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
+}
+
 function since(ms) {  // UTC, with the date unless today (UTC): as the reports write times
   const d = new Date(ms), pad = (n) => String(n).padStart(2, "0");
   const day = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
@@ -83,10 +112,14 @@ function since(ms) {  // UTC, with the date unless today (UTC): as the reports w
 }
 
 function reportState(incident) {  // the diagnosis report: its link, why it could not be made, or pending
-  if (incident.report_url) return `<a href="${escapeHtml(incident.report_url)}" target="_blank" rel="noopener noreferrer">diagnosis report</a>`;
   const why = incident.report_error || incident.diagnosis_error;
-  if (why) return `<span class="report-failed">report failed: ${escapeHtml(clip(why, 160))}</span>`;
-  return `<span class="muted">report pending</span>`;
+  const href = incident.report_url ? localHref(incident.report_url) : null;
+  const link = href ? `<a href="${escapeHtml(href)}" target="_blank" rel="noopener noreferrer">${why ? "the run's report" : "diagnosis report"}</a>` : "";
+  if (why) {  // failed: said first; a report of a failed run is not offered as the diagnosis
+    const what = incident.report_error ? "report failed" : "diagnosis failed";
+    return `<span class="report-failed">${what}: ${escapeHtml(clip(why, 160))}</span>${link ? " · " + link : ""}`;
+  }
+  return link || `<span class="muted">report pending</span>`;
 }
 
 function age(seconds) {
@@ -196,11 +229,13 @@ function handle(message) {
   } else if (message.type === "incident" || message.type === "rca") {
     const id = data.id || data.incident_id;
     if (id) refreshIncident(id);
+    if (id) refreshIncidentView(id);
     refreshHealth();
     setTimeout(refreshHealth, HEALTH_TTL_MS);
   } else if (message.type === "run") {
-    state.runs.set(data.id, Object.assign(state.runs.get(data.id) || {}, data));
-    renderRuns();
+    mergeRun(data);
+  } else if (data.incident_id) {  // a timeline, note or silence event of an incident
+    refreshIncidentView(data.incident_id);
   }
 }
 
@@ -358,7 +393,8 @@ function renderIncidents() {
       <span class="incident-title">${escapeHtml(i.title)}</span></div>
       <div><strong class="age">open for ${age(i.opened_at)}</strong> <span class="muted">(since ${since(i.opened_at * 1000)}), ${escapeHtml(i.status)}${cause ? `; ${cause}` : cause === "" ? "; nothing to blame" : ""}; ${report}</span></div>
       ${alertLines(i)}
-      <div class="actions">${ack}<button type="button" data-action="resolved" data-id="${i.id}" ${disabled}${title}>Resolve</button></div>
+      <div class="actions">${ack}<button type="button" data-action="resolved" data-id="${i.id}" ${disabled}${title}>Resolve</button>
+        <button type="button" class="open-incident" data-open-incident="${i.id}">Timeline, notes, silences</button></div>
       <p class="error action-error" role="alert">${escapeHtml(error)}</p>
     </li>`;
   }).join("");
@@ -392,27 +428,6 @@ $("incidents").addEventListener("click", async (event) => {
   refreshHealth();
   setTimeout(refreshHealth, HEALTH_TTL_MS);
 });
-
-// -- runs ------------------------------------------------------------------------------------------------------
-
-function renderRuns() {
-  const runs = [...state.runs.values()].sort((a, b) => b.created_at - a.created_at).slice(0, 10);
-  $("runs").innerHTML = runs.map((r) => {
-    const name = r.notebook || r.kind;
-    let detail = "";
-    if (r.status === "running" && r.progress) {
-      detail = `<progress max="${r.progress.cells}" value="${r.progress.cell}" aria-label="cell ${r.progress.cell} of ${r.progress.cells}"></progress> cell ${r.progress.cell}/${r.progress.cells}`;
-    } else if (r.started_at && r.finished_at) {
-      detail = `${(r.finished_at - r.started_at).toFixed(1)} s`;
-    }
-    const link = r.links && r.links.html ? ` <a href="${escapeHtml(r.links.html)}" target="_blank" rel="noopener noreferrer">report</a>` : "";
-    const headline = r.headline ? `<div class="muted">${escapeHtml(r.headline)}</div>` : "";
-    const why = r.status === "failed" && r.error ? `<div class="run-error">why: ${escapeHtml(clip(r.error, 300))}</div>` : "";
-    return `<li data-run="${escapeHtml(r.id)}"><strong>${escapeHtml(name)}</strong>
-      <span class="status ${escapeHtml(r.status)}">${escapeHtml(r.status)}</span> ${detail}${link}${headline}${why}</li>`;
-  }).join("") || `<li class="muted">No run yet. Runs start on alerts and on schedule, or with
-      <code>bizra-nb run NOTEBOOK</code> or <code>POST /runs</code>.</li>`;
-}
 
 // -- the CMDB graph (a drawing on wide screens, a list on narrow ones) -----------------------------------------
 
@@ -529,9 +544,10 @@ function uptime(seconds) {
 
 function showToken() {
   $("token-state").textContent = state.token
-    ? "Token accepted for this tab: you can acknowledge and resolve incidents."
-    : "Read-only: enter the token to acknowledge and resolve incidents.";
+    ? "Token accepted for this tab: you can acknowledge and resolve incidents, run notebooks and add notes."
+    : "Read-only: enter the token to acknowledge and resolve incidents, run notebooks and add notes.";
   renderIncidents();
+  showTokenNeeds();
 }
 
 function forgetToken(message) {
@@ -577,7 +593,7 @@ async function refreshAll() {
   try {
     const [health, history, ready, incidents, runs, graph] = await Promise.all([
       api("/health"), api("/score/history"), api("/ready"),
-      api("/rca/incidents?limit=200"), api("/runs?limit=10"), api("/cmdb/graph"),
+      api("/rca/incidents?limit=200"), api(runsPath()), api("/cmdb/graph"),
     ]);
     if (!state.connected) return;  // the stream dropped meanwhile: stay stale
     markFresh();
@@ -587,11 +603,12 @@ async function refreshAll() {
     drawSparkline();
     showComponents(ready.components);
     state.incidents = new Map(incidents.incidents.filter((i) => i.status !== "resolved").map((i) => [i.id, i]));
-    state.runs = new Map(runs.runs.map((r) => [r.id, r]));
+    state.runs = new Map(runs.runs.filter(runMatches).map((r) => [r.id, r]));
     state.cmdb = graph;
     renderIncidents();
     renderRuns();
     renderGraph();
+    loadSchedules();
     const pending = state.pending;
     state.pending = [];
     pending.forEach(handle);
@@ -607,5 +624,9 @@ window.addEventListener("resize", () => { if (state.cmdb) renderGraph(); });
 if (state.token) {  // a token kept from earlier in this tab: check it is still the server's
   checkToken(state.token).then((verdict) => { if (verdict !== true) forgetToken("The saved token is no longer accepted: enter it again."); });
 }
+initRunForm();
+initRunsView();
+initSchedules();
+initIncidentView();
 showToken();
 connect();

@@ -93,6 +93,10 @@ def send_email(message: EmailMessage, config: SmtpConfig) -> None:
     except smtplib.SMTPResponseException as exc:
         text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         raise DeliveryFailed(f"SMTP {exc.smtp_code}: {text[:200]}", permanent=500 <= exc.smtp_code < 600) from None
+    except smtplib.SMTPNotSupportedError as exc:  # e.g. no STARTTLS offered: a configuration problem
+        raise DeliveryFailed(f"SMTP {config.host}:{config.port}: {exc} (--no-smtp-starttls if the server offers no "
+                             "STARTTLS, e.g. a relay on this network; --smtp-port 465 for TLS from the start)",
+                             permanent=True) from None
     except ssl.SSLCertVerificationError as exc:  # a configuration problem: retrying cannot help
         raise DeliveryFailed(f"SMTP {config.host}:{config.port}: the server's certificate is not trusted: "
                              f"{exc.verify_message or exc}", permanent=True) from None
@@ -101,8 +105,8 @@ def send_email(message: EmailMessage, config: SmtpConfig) -> None:
 
 
 def report_attachment(report: Path, *, max_bytes: int = MAX_ATTACHMENT) -> tuple[str, bytes, str] | None:
-    """Blocking: the audit's report to attach, ``(name, content, MIME type)``: a PDF when helper E's
-    :func:`bizra_nb.pdf.html_to_pdf` and Chromium are there (made once, kept next to report.html), else
+    """Blocking: the audit's report to attach, ``(name, content, MIME type)``: a PDF when
+    :func:`bizra_nb.pdf.html_to_pdf` can print it (Chromium is there) (made once, kept next to report.html), else
     the report.html; None when it is missing or larger than ``max_bytes`` (then only linked)."""
     pdf = report.with_suffix(".pdf")
     try:

@@ -361,12 +361,19 @@ def _run_document(spec: str, settings) -> dict:
     from pathlib import Path
 
     from bizra_nb.compare import read_document, run_document
+    from bizra_nb.errors import NotFound, excerpt
     from bizra_nb.store import Store
 
     if Path(spec).expanduser().exists():
         return {**read_document(Path(spec).expanduser()), "folder": str(Path(spec).expanduser().resolve())}
+    if not settings.store_url and not (Path(settings.data_dir) / "bizra.sqlite3").is_file():
+        raise NotFound(f"no run {excerpt(spec)}: it is no folder, and {settings.data_dir} has no store to look it "
+                       "up in (--data-dir, BIZRA_DATA_DIR or BIZRA_STORE_URL)", field="run")  # nothing created
     store = Store.from_url(settings.store_url, data_dir=settings.data_dir)
-    run = store.get_run(spec)  # NotFound: "no run 'x'"
+    try:
+        run = store.get_run(spec)  # NotFound: "no run 'x'"
+    finally:
+        store.close()
     return {**run_document(run), "folder": run.get("folder")}
 
 

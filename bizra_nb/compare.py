@@ -283,12 +283,24 @@ def figures(a: dict, b: dict, notebook: str) -> list[tuple[str, object]]:
         for name, values, spec in (("A", va, ha), ("B", vb, hb)):
             step = spec.get("step_minutes")
             step = step if _is_number(step) and 0 < step <= MAX_STEP_MINUTES else 60
-            days = [1 + i * step / 1440 for i in range(len(values))]
+            first = _day_of_month(spec.get("start"))  # data starting after the 1st stays on its own days
+            days = [first + i * step / 1440 for i in range(len(values))]
             fig.add_trace(go.Scatter(x=days, y=values, mode="lines", name=_label(name, a if name == "A" else b)))
         fig.update_layout(xaxis_title="day of the month", yaxis_title="score (lowest of each hour)",
                           template="plotly_white", height=420, margin={"t": 30})
         out.append(("Score over the month", fig))
     return out
+
+
+def _day_of_month(start: object) -> float:
+    """Where an ISO-8601 ``start`` falls in its month as a day number (1.0: the 1st at 00:00); 1.0 when unknown."""
+    from datetime import datetime
+
+    try:
+        t = datetime.fromisoformat(str(start)) if isinstance(start, str) and len(start) <= 40 else None
+    except ValueError:
+        t = None
+    return 1.0 if t is None else t.day + (t.hour * 60 + t.minute) / 1440
 
 
 def _log_ticks(low: float, high: float) -> list[float]:

@@ -369,6 +369,10 @@ def run_events(run: dict, *, public_url: str) -> list[Event]:
         return [Event("run_failed", one_line(f"{subject}: failed" if kind == "audit" else f"{subject} failed"),
                       one_line(run.get("error") or "the run failed", 1000), key=f"run:{run['id']}:failed", **common)]
     headline = one_line(summary.get("headline") or "the run succeeded", 1000)
+    reasons = summary.get("reasons") if kind == "audit" and isinstance(summary.get("reasons"), list) else []
+    if reasons:  # an audit's failed checks: the part of its executive summary a reader acts on
+        headline = one_line(f"{headline} Why: " + "; ".join(one_line(r, 200) for r in reasons[:5])
+                            + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else ""), 1500)
     events = []
     if kind == "audit" and summary.get("compliant") is False:
         events.append(Event("audit_not_compliant", one_line(f"{subject}: not compliant"), headline,
@@ -377,6 +381,12 @@ def run_events(run: dict, *, public_url: str) -> list[Event]:
     title = f"{subject}: {verdict}" if verdict else f"{subject} succeeded"
     events.append(Event("run_succeeded", one_line(title), headline, key=f"run:{run['id']}:succeeded", **common))
     return events
+
+
+def _link_words(link: str) -> str:
+    """What a message's link opens, in words: "open the report", "open the incident", "open the status page"."""
+    return ("open the report" if "/reports/" in link else "open the incident" if "#incident=" in link
+            else "open the status page")
 
 
 def incident_events(incident: dict, action: str, *, public_url: str) -> list[Event]:
@@ -395,7 +405,10 @@ def incident_events(incident: dict, action: str, *, public_url: str) -> list[Eve
         return []
     severity = incident.get("severity")
     title = one_line(incident.get("title") or "untitled", 150)
-    link = _absolute(public_url, incident["report_url"]) if incident.get("report_url") else public_url.rstrip("/") + "/"
+    incident_id = incident.get("id")
+    view = f"#incident={incident_id}" if isinstance(incident_id, int) and not isinstance(incident_id, bool) else ""
+    link = (_absolute(public_url, incident["report_url"]) if incident.get("report_url")
+            else public_url.rstrip("/") + "/" + view)  # the page's view of the incident: timeline, notes, silences
     service = incident.get("service") or "unknown service"
     if action == "opened":
         name, when = "incident_opened", incident.get("opened_at")
@@ -441,7 +454,7 @@ def slack_body(event: Event) -> dict:
         blocks.append({"type": "section", "fields": [
             {"type": "mrkdwn", "text": f"*{mrkdwn(label)}*\n{mrkdwn(value)}"} for label, value in event.figures[:10]]})
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"<{_link_target(event.link)}|{'Open the report' if '/reports/' in event.link else 'Open the status page'}> · "
+        {"type": "mrkdwn", "text": f"<{_link_target(event.link)}|{_link_words(event.link).capitalize()}> · "
                                    f"{mrkdwn(event.name)} · {mrkdwn(iso(event.at))}"}]})
     return {"text": text, "blocks": blocks}
 
@@ -488,7 +501,7 @@ def email_message(event: Event, *, sender: str, to: tuple[str, ...] | list[str],
     message.set_content("\n".join(lines))
     html = _templates().get_template("notification_email.html.j2").render(
         event=event, attached=attached, sent=iso(event.at),
-        link_text="the report" if "/reports/" in event.link else "the status page")
+        link_text=_link_words(event.link))
     message.add_alternative(html, subtype="html")
     if attachment is not None:
         name, content, mimetype = attachment

@@ -1,12 +1,13 @@
 """An incident's postmortem draft, as a self-contained HTML page or as Markdown, from plain dicts.
 
 What it holds: the summary, the impact window (opened → resolved, or ongoing), severity, time to
-acknowledge and to resolve, the timeline, the root-cause candidates of the stored diagnosis with their
+acknowledge (none when it was resolved directly: MTTA counts the resolution then, the draft says so) and to
+resolve, the timeline, the root-cause candidates of the stored diagnosis with their
 evidence and confidence, links to the reports, and the sections people write: what went well, what to
 improve, action items.
 
 The timeline is completed from the incident's record (:func:`bizra_nb.timeline.complete`): an incident
-older than its timeline still starts with its opening.
+older than its timeline (no ``opened`` event) still starts with its opening.
 
 Everything shown comes from outside at some point (alert labels, notes, titles, service names): the HTML
 escapes every value (:func:`markupsafe.escape`); the Markdown escapes only what Markdown gives a meaning to
@@ -24,7 +25,7 @@ from typing import Any
 from markupsafe import Markup
 
 from bizra_nb.incidents import durations
-from bizra_nb.timeline import complete, describe_event, first_line, kind_words, when
+from bizra_nb.timeline import complete, describe_event, first_line, kind_words, resolved_directly, when
 
 WRITE_SECTIONS = ("What went well", "What to improve", "Action items")
 MAX_CANDIDATES = 5
@@ -156,7 +157,8 @@ def postmortem(incident: dict, events: list[dict], *, reports: list[dict] | None
         "Opened by": opened_by or "–",
         "Impact window": f"{when(start) or '–'} → {window_end}",
         "Impact duration": (humanise(impact) or "–") + (" so far" if resolved is None else ""),
-        "Time to acknowledge (TTA)": humanise(spans["tta_seconds"]) or "not acknowledged",
+        "Time to acknowledge (TTA)": "not acknowledged (resolved directly)" if resolved_directly(incident) else
+                                     humanise(spans["tta_seconds"]) or "not acknowledged",
         "Time to resolve (TTR)": humanise(spans["ttr_seconds"]) or "not resolved",
     }
     summary = [f"{incident.get('title', '')}"]

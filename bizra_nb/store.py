@@ -638,7 +638,10 @@ class Store:
     @_guarded
     def list_incidents(self, *, status: str | None = None, severity: str | None = None, service: str | None = None,
                        group_key: str | None = None, since: float | None = None, limit: int = 100) -> list[dict]:
-        query = sa.select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+        """Incidents newest first: by id, or by resolution time for ``status="resolved"`` (the recently resolved)."""
+        order = ((incidents.c.resolved_at.desc(), incidents.c.id.desc()) if status == "resolved"
+                 else (incidents.c.id.desc(),))
+        query = sa.select(incidents).order_by(*order).limit(limit)
         for column, value in (("status", status), ("severity", severity), ("service", service),
                               ("group_key", group_key)):
             if value is not None:

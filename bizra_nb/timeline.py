@@ -59,7 +59,10 @@ def complete(incident: dict | None, events: list[dict], *, hidden_before: float 
     An incident opened before timelines were recorded (or whose events were lost) has no ``opened``,
     ``acknowledged`` or ``resolved`` event: each is added at the incident's ``opened_at``,
     ``acknowledged_at``, ``resolved_at`` (when set), its actor the incident's ``source``, marked
-    ``"from_record": true``. Events stand for themselves: nothing is added of a kind they already hold,
+    ``"from_record": true``. Only for such an incident: events that hold an ``opened`` event are the
+    incident's whole story, and nothing is added to them. Nor is an acknowledgement added when ``acknowledged_at`` equals
+    ``resolved_at``: the incident was resolved without one (a resolution sets both, for MTTA; see
+    :func:`resolved_directly`). Events stand for themselves: nothing is added of a kind they already hold,
     nor at a time where events were left out (an ``omitted`` entry's gap, or before ``hidden_before``:
     a read of the newest events only), where the event may well exist.
 
@@ -80,6 +83,8 @@ def complete(incident: dict | None, events: list[dict], *, hidden_before: float 
     if not isinstance(incident, dict):
         return list(events)
     kinds = {e.get("kind") for e in events}
+    if "opened" in kinds:  # recorded since its opening: what the record adds would only be made up
+        return list(events)
     gaps = [(None, hidden_before)] if hidden_before is not None else []  # (low, high): times not read
     for n, e in enumerate(events):
         if e.get("kind") == "omitted":
@@ -94,6 +99,8 @@ def complete(incident: dict | None, events: list[dict], *, hidden_before: float 
         ts = incident.get(column)
         if kind in kinds or not isinstance(ts, (int, float)) or hidden(float(ts)):
             continue
+        if kind == "acknowledged" and resolved_directly(incident):
+            continue
         detail: dict = {"from_record": True}
         if kind == "opened":
             detail.update({k: incident[k] for k in ("title", "severity", "service", "source") if incident.get(k)})
@@ -106,6 +113,19 @@ def complete(incident: dict | None, events: list[dict], *, hidden_before: float 
     merged = [(e["ts"] if isinstance(e.get("ts"), (int, float)) else float("-inf"), 1, n, e)
               for n, e in enumerate(events)] + [(e["ts"], 0, n, e) for n, e in enumerate(added)]
     return [item[3] for item in sorted(merged, key=lambda item: item[:3])]
+
+
+def resolved_directly(incident: dict) -> bool:
+    """Whether the incident was resolved without an acknowledgement: its ``acknowledged_at`` is its
+    ``resolved_at``, as a resolution sets it when there was none (MTTA then counts the resolution).
+
+    Examples
+    --------
+    >>> resolved_directly({"acknowledged_at": 200.0, "resolved_at": 200.0}), resolved_directly({"resolved_at": 200.0})
+    (True, False)
+    """
+    ack, res = incident.get("acknowledged_at"), incident.get("resolved_at")
+    return isinstance(ack, (int, float)) and isinstance(res, (int, float)) and float(ack) == float(res)
 
 
 def _labels(labels: Any, limit: int = 8) -> str:

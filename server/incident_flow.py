@@ -158,9 +158,10 @@ class IncidentFlow:
 
         def finished() -> dict:
             incident = store.update_incident(incident_id, diagnosis=doc, diagnosis_error=None)
+            # no report_url: the incident's report (if any) is another run's, not this diagnosis's
             self.record(incident_id, "diagnosis_finished", {
                 "mode": "quick", **diagnosis_detail(doc), "evidence_url": f"/rca/incidents/{incident_id}/evidence",
-                "report_url": incident.get("report_url"), "run_id": None})
+                "run_id": None})
             return incident
 
         incident = await loop.run_in_executor(services.io_pool, finished)

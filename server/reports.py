@@ -9,6 +9,7 @@ so not even those can read the status page's storage on this origin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import time
@@ -59,11 +60,26 @@ def hidden_file(path: str) -> bool:
 
 
 PRINTERS = ThreadPoolExecutor(2, thread_name_prefix="bizra-pdf")  # Chromium prints at most two at a time
-_printing: dict[str, asyncio.Lock] = {}  # report.pdf path -> its lock: one Chromium per file, others wait
+_printing: dict[str, list] = {}  # report.pdf path -> [its lock, requests holding or awaiting it]; gone when none
 MAX_FAILURES = 500  # failed prints remembered (the least recently asked for forgotten first)
 FAILURE_TTL = 3600.0  # seconds a failed print is remembered for when its report.html does not change
 # report.html path -> (its state when printing failed, when, the message): answered from here, no new Chromium
 _failures: OrderedDict[str, tuple[tuple, float, str]] = OrderedDict()
+
+
+@contextlib.asynccontextmanager
+async def _one_print(key: str):
+    """Hold ``key``'s lock (one Chromium per file; the others wait, then read its print); the lock is forgotten
+    when no request holds or awaits it (the IOLoop's thread only: no race)."""
+    entry = _printing.setdefault(key, [asyncio.Lock(), 0])
+    entry[1] += 1
+    try:
+        async with entry[0]:
+            yield
+    finally:
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _printing[key]
 
 
 class PdfHandler(BaseHandler):
@@ -85,8 +101,7 @@ class PdfHandler(BaseHandler):
             raise ApiError(404, "no such file")
         html = await self.blocking(self._report_html, path)  # resolving links touches the disk
         target = html.with_name("report.pdf")
-        lock = _printing.setdefault(str(target), asyncio.Lock())
-        async with lock:  # a second request for the same file waits for the first print, then reads it
+        async with _one_print(str(target)):  # a second request for the same file waits for the first print
             if not await self.blocking(_fresh, target, html):
                 if pdf.chromium_path() is None:
                     raise ApiError(503, f"no PDF without Chromium: {pdf.INSTALL_HINT}", code="no_chromium")

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from pathlib import Path
 
 from bizra_nb.errors import InvalidInput, NotFound
+from bizra_nb.incidents import record_event
 from bizra_nb.parameters import server_confinement
 from bizra_nb.runner import report_links
 from bizra_nb.store import MAX_ID
@@ -16,6 +18,8 @@ from bizra_server.incident_flow import incident_for_notebook
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
 MAX_NOTEBOOK_NAME = 200
+
+log = logging.getLogger("bizra.server")
 
 
 def run_json(run: dict) -> dict:
@@ -64,7 +68,16 @@ class RunsHandler(BaseHandler):
         if run.get("existing"):  # the incident's diagnosis is already queued or running: that run, once
             self.write_json({**run_json(run), "deduplicated": True}, status=200)
             return
-        runner.submit(run)
+        try:
+            if incident_id is not None:  # first on the timeline, before the run can end (as IncidentFlow does);
+                await self.blocking(  # record_event never raises: a lost line is logged and scored
+                    record_event, self.store, incident_id, "diagnosis_started",
+                    actor=self.services.settings.operator_name, keeper=self.scorekeeper,
+                    detail={"mode": "report", "run_id": run["id"]})
+        except Exception as exc:  # noqa: BLE001 - the I/O threads refused it: the run still starts
+            log.warning("incident %s: its diagnosis_started event was not recorded: %r", incident_id, exc)
+        finally:
+            runner.submit(run)  # queued is submitted: whatever happened to its timeline line
         self.write_json(run_json(run), status=201)
 
 

@@ -279,3 +279,25 @@ def test_the_endpoint_answers_odd_numbers_and_deep_nesting_without_a_5xx(server,
             assert response.status_code == 200, (run_id, response.text[:300])
             assert "text/html" in response.headers["Content-Type"]
             assert ('data-key="p99_ms"' in response.text) == ("eeeeeeaa" in (a, b))  # the odd ones are no numbers
+
+
+def test_the_audit_scores_sit_on_their_own_days_of_the_month():
+    """A month whose data starts on the 3rd at noon is drawn from day 3.5, not shifted to the 1st."""
+    a = doc("compliance_audit", score_hourly={"start": "2026-09-01T00:00:00+00:00", "step_minutes": 60,
+                                              "values": [99.0, 98.0]})
+    b = doc("compliance_audit", run_id="bbbbbb0002",
+            score_hourly={"start": "2026-10-03T12:00:00+00:00", "step_minutes": 60, "values": [97.0, 96.0]})
+    [(title, fig)] = compare.figures(a, b, "compliance_audit")
+    assert title == "Score over the month"
+    assert list(fig.data[0].x) == [1.0, 1 + 1 / 24] and list(fig.data[1].x) == [3.5, 3.5 + 1 / 24]
+    b["summary"]["score_hourly"]["start"] = "<not a time>"
+    assert list(compare.figures(a, b, "compliance_audit")[0][1].data[1].x)[0] == 1.0  # unknown: the 1st
+
+
+def test_cli_with_a_mistyped_data_dir_says_so_and_creates_nothing(tmp_path, capsys):
+    typo = tmp_path / "dta"
+    assert main(["compare", "abc123abc1", "def456def4", "--data-dir", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert "no run 'abc123abc1'" in err and "has no store" in err and str(typo) in err
+    assert not typo.exists()  # no empty store made where the user mistyped
+    assert main(["report", "pdf", "abc123abc1", "--data-dir", str(typo)]) == 2 and not typo.exists()

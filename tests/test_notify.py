@@ -19,7 +19,8 @@ import yaml
 from bizra_nb.channels import Deliverer, SmtpConfig
 from bizra_nb.cli import _configure_logging
 from bizra_nb.errors import InvalidSetting
-from bizra_nb.notify import Channel, Event, incident_events, load_routes, parse_routes, run_events, slack_body, webhook_body
+from bizra_nb.notify import (Channel, Event, email_message, incident_events, load_routes, parse_routes, run_events,
+                             slack_body, webhook_body)
 from bizra_nb.score import ScoreKeeper
 from tests.conftest import need_binary
 
@@ -111,11 +112,11 @@ def test_messages_name_the_change_and_link_absolutely(tmp_path):
     assert failed.attachment is None  # linked, not attached: not an audit
     opened = incident_events({"id": 3, "title": "API down", "severity": "P1", "service": "api",
                               "opened_at": 1.79e9, "source": "alertmanager"}, "opened", public_url=url)[0]
-    assert opened.title == "P1 incident opened: API down" and opened.link == "https://bizra.example/"
+    assert opened.title == "P1 incident opened: API down" and opened.link == "https://bizra.example/#incident=3"
     body = webhook_body(opened)
     assert {k: body[k] for k in ("event", "kind", "severity", "title", "link")} == {
         "event": "incident_opened", "kind": None, "severity": "P1", "title": "P1 incident opened: API down",
-        "link": "https://bizra.example/"}
+        "link": "https://bizra.example/#incident=3"}
     assert body["incident"]["id"] == 3 and body["incident"]["opened_at_iso"].endswith("+00:00")
     assert "run" not in body and isinstance(body["sent_at"], float)
     assert webhook_body(failed)["run"]["id"] == "r-benchmark" and "incident" not in webhook_body(failed)
@@ -320,6 +321,34 @@ def test_an_untrusted_certificate_is_refused(tmp_path, smtp_server):
     assert keeper.total_violations["silent_failure"] == 1
 
 
+def test_a_server_without_starttls_is_one_attempt_that_says_what_to_set(tmp_path, caplog):
+    """STARTTLS is on by default; a relay that does not offer it is a configuration problem, not retried."""
+    from aiosmtpd.controller import Controller
+
+    mailbox, connections = Mailbox(), []
+
+    class Counting(Mailbox):
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+            connections.append(session.peer)
+            session.host_name = hostname
+            return responses
+
+    port = free_port()
+    controller = Controller(Counting(), hostname="127.0.0.1", port=port)  # no TLS context: no STARTTLS offered
+    controller.start()
+    try:
+        routes = parse_routes(yaml.safe_load(ROUTES), source="routes.yaml")
+        event, channel = routes.deliveries(run_events(audit_run(tmp_path, compliant=True), public_url="http://h")).pop()
+        keeper = ScoreKeeper(300)
+        smtp = SmtpConfig("127.0.0.1", port, "", "", True, "bizra@example.com")
+        assert not deliver(Deliverer(smtp=smtp, keeper=keeper, delays=FAST), event, channel)
+    finally:
+        controller.stop()
+    assert len(connections) == 1 and mailbox.messages == []  # not retried
+    assert keeper.total_violations["silent_failure"] == 1
+    assert "--no-smtp-starttls" in caplog.text
+
+
 # --- webhooks -------------------------------------------------------------------------------------------------------
 
 class Receiver:
@@ -400,11 +429,11 @@ def test_slack_and_generic_webhooks_get_their_bodies_escaped(receivers):
     assert body["blocks"][0]["text"]["text"].startswith(f"*P1 incident opened: {escaped}*\n")
     assert "api&lt;x&gt;" in body["blocks"][0]["text"]["text"]
     assert "<!channel>" not in json.dumps(body) and "<img" not in json.dumps(body)
-    assert body["blocks"][-1]["elements"][0]["text"].startswith("<http://bizra.example:8080/|Open the status page>")
+    assert body["blocks"][-1]["elements"][0]["text"].startswith("<http://bizra.example:8080/#incident=9|Open the incident>")
     [hook] = generic.delivered()
     assert hook["event"] == "incident_opened" and hook["severity"] == "P1" and hook["title"] == event.title
     assert hook["incident"]["title"] == HOSTILE  # JSON carries the text as it is: the receiver escapes for its medium
-    assert hook["link"] == "http://bizra.example:8080/" and hook["sent_at_iso"].endswith("+00:00")
+    assert hook["link"] == "http://bizra.example:8080/#incident=9" and hook["sent_at_iso"].endswith("+00:00")
 
 
 def test_a_receiver_that_fails_twice_gets_the_message_once(receivers):
@@ -498,3 +527,16 @@ def test_a_slow_channel_does_not_delay_another(receivers):
     fast_ok, slow_pending, slow_ok = asyncio.run(go())
     assert fast_ok and slow_pending and slow_ok
     assert len(fast.delivered()) == 1 and len(slow.delivered()) == 1
+
+
+def test_a_not_compliant_audit_says_why():
+    run = {"id": "r1", "notebook": "/nb/compliance_audit.ipynb", "kind": "audit", "status": "succeeded",
+           "parameters": {"month": "2026-11"}, "folder": None, "finished_at": 1.79e9,
+           "summary": {"headline": "2026-11: not compliant.", "compliant": False,
+                       "reasons": ["availability 99.80% is under the 99.900% SLO", "<b>p99</b>"] + [f"r{i}" for i in range(6)]}}
+    not_compliant = run_events(run, public_url="https://bizra.example/")[0]
+    assert not_compliant.name == "audit_not_compliant"
+    assert not_compliant.summary.startswith("2026-11: not compliant. Why: availability 99.80% is under the 99.900% SLO; <b>p99</b>; r0; r1; r2")
+    assert not_compliant.summary.endswith("; and 3 more")
+    html = email_message(not_compliant, sender="b@x.example", to=["o@x.example"]).get_body(("html",)).get_content()
+    assert "&lt;b&gt;p99&lt;/b&gt;" in html and "<b>p99</b>" not in html  # escaped where it becomes HTML

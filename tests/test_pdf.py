@@ -139,6 +139,9 @@ def test_the_endpoint_prints_once_and_serves_the_cached_pdf(served, monkeypatch)
     stamp = (folder / "report.pdf").stat().st_mtime
     os.utime(folder / "report.html", (stamp + 10, stamp + 10))  # the report changed since: printed again
     assert httpx.get(url, timeout=120).status_code == 200 and len(prints) == 2
+    from bizra_server import reports
+
+    assert reports._printing == {}  # no lock kept per report ever asked for
 
 
 def test_the_endpoint_without_chromium_is_503_no_chromium(served, monkeypatch):

@@ -328,3 +328,45 @@ def test_ordinary_text_is_left_as_it_is_in_markdown():
     assert md_text("2026. a year", line_start=True) == "2026\\. a year" and md_text("2026 users", line_start=True) \
         == "2026 users"
     assert md_text("a & b &amp; c") == "a & b \\&amp; c"  # an entity stays as typed, not decoded
+
+
+# -- an incident resolved without an acknowledgement (its record's acknowledged_at is its resolved_at) -----------
+
+def direct(**changes) -> dict:
+    """An incident resolved without an acknowledgement: a resolution sets acknowledged_at to resolved_at."""
+    return incident(acknowledged_at=T0 + 5400, resolved_at=T0 + 5400, **changes)
+
+
+def test_a_recorded_timeline_is_not_added_to_from_the_record():
+    story = [events()[0], events()[5]]  # opened, resolved: nothing else happened
+    assert complete(direct(), story) == story
+    # an opened event means the incident was recorded from its start: its record adds nothing, even an
+    # acknowledged_at no event holds (a write that failed is not made up as if it had been seen)
+    assert complete(incident(), story) == story
+    assert for_notebook(story, incident=direct()) == for_notebook(story)
+    page = render_html(direct(), story, now=T0 + 6000)
+    assert "<dt>Time to acknowledge (TTA)</dt><dd>not acknowledged (resolved directly)</dd>" in page
+    assert "<dt>Time to resolve (TTR)</dt><dd>1 h 30 min</dd>" in page
+    assert "not recorded" not in page and "from the incident&#39;s record" not in page
+    rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td>", page)
+    assert rows == ["Opened", "Resolved"]
+    markdown = render_markdown(direct(), story, now=T0 + 6000)
+    assert "- **Time to acknowledge (TTA)**: not acknowledged (resolved directly)" in markdown
+    assert "not recorded" not in markdown and "2 timeline events, 0 notes." in markdown
+
+
+def test_an_old_incident_resolved_directly_gets_no_made_up_acknowledgement():
+    note = {"id": 9, "ts": T0 + 6000, "kind": "note", "actor": "alice", "detail": {"text": "after"}}
+    done = complete(direct(), [note])
+    assert [(e["kind"], e["ts"], e.get("from_record", False)) for e in done] == [
+        ("opened", T0, True), ("resolved", T0 + 5400, True), ("note", T0 + 6000, False)]
+    page = render_html(direct(), [note], now=T0 + 7000)
+    assert "<dt>Time to acknowledge (TTA)</dt><dd>not acknowledged (resolved directly)</dd>" in page
+    assert "were not recorded when they happened" in page  # its opening and resolution are from its record
+    # acknowledged, then resolved: the acknowledgement is its own, from the record too; TTA as measured
+    acked = render_html(incident(), [note], now=T0 + 7000)
+    assert "<dt>Time to acknowledge (TTA)</dt><dd>5 min</dd>" in acked and ">Acknowledged<" in acked
+    # an open incident, or one acknowledged and not yet resolved, is no "resolved directly"
+    assert "<dd>not acknowledged</dd>" in render_html(incident(acknowledged_at=None, resolved_at=None, status="open"),
+                                                      [], now=T0 + 60)
+    assert "<dd>5 min</dd>" in render_html(incident(resolved_at=None, status="acknowledged"), [], now=T0 + 600)

@@ -211,6 +211,15 @@ def test_one_active_incident_per_group_is_enforced_by_the_store(store):
     assert second["id"] != first["id"]
 
 
+def test_resolved_incidents_list_the_most_recently_resolved_first(store):
+    old = store.create_incident(title="old", severity="P2", source="api")
+    new = store.create_incident(title="new", severity="P2", source="api")
+    store.update_incident(new["id"], status="resolved", resolved_at=1_000.0)
+    store.update_incident(old["id"], status="resolved", resolved_at=2_000.0)  # the older incident, resolved later
+    assert [i["title"] for i in store.list_incidents(status="resolved")] == ["old", "new"]
+    assert [i["title"] for i in store.list_incidents()] == ["new", "old"]  # otherwise by id, newest first
+
+
 # -- compare-and-swap changes (issue 11) ----------------------------------------------------------------
 
 

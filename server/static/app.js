@@ -12,10 +12,13 @@ const STATUS_LABELS = {
   under_maintenance: "Under maintenance",
   unknown: "Status unknown",
 };
+const RESOLVED_SHOWN = 10;   // "Recently resolved": how many
 const HEALTH_TTL_MS = 1200;  // /health re-reads the open incidents at most once a second: ask again after that
 const state = {
   token: sessionStorage.getItem("bizra-token") || "",
   incidents: new Map(),   // id -> incident (open or acknowledged)
+  resolved: new Map(),    // id -> incident: the last RESOLVED_SHOWN resolved ones
+  resolvedAsked: 0,       // the newest request for them: an older answer arriving later is dropped
   actionErrors: new Map(), // incident id -> the message of its last failed action
   runs: new Map(),        // id -> run
   history: [],            // [[unix seconds, score]]
@@ -340,11 +343,66 @@ function drawSparkline() {
 async function refreshIncident(id) {
   try {
     const incident = await api("/rca/incidents/" + id);
-    if (incident.status === "resolved") state.incidents.delete(incident.id);
-    else state.incidents.set(incident.id, incident);
+    if (incident.status === "resolved") {  // from one list to the other at once; the server's list then settles it
+      state.incidents.delete(incident.id);
+      state.resolved.set(incident.id, incident);
+      renderResolved();
+      loadResolved();
+    } else {
+      state.incidents.set(incident.id, incident);
+      if (state.resolved.delete(incident.id)) { renderResolved(); loadResolved(); }  // reopened
+    }
     renderIncidents();
     renderGraph();
   } catch (error) { /* gone or not allowed: the next refresh settles it */ }
+}
+
+// -- recently resolved incidents: their views hold the postmortem drafts --------------------------------------------
+
+function lasted(seconds) {  // "45 s", "12 min", "3 h 5 min", "2 days 4 h"
+  const s = Math.max(0, Math.round(Number(seconds)));
+  if (s < 90) return `${s} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} days ${Math.round((s % 86400) / 3600)} h`;
+}
+
+function resolvedItem(i) {  // DOM calls only: the title is the alert's (untrusted) text
+  const severity = String(i.severity || "");
+  const resolvedAt = Number(i.resolved_at);
+  const ttr = i.ttr_seconds === null || i.ttr_seconds === undefined ? null : Number(i.ttr_seconds);
+  return el("li", { dataset: { resolvedIncident: i.id } },
+    el("div", {},
+      el("span", { className: /^P[0-3]$/.test(severity) ? "sev " + severity : "sev" }, severity), " ",
+      el("span", { className: "incident-title" }, clip(String(i.title || ""), 300)), " ",
+      el("span", { className: "muted" }, `(incident ${i.id})`)),
+    el("div", { className: "muted resolved-when" },
+      Number.isFinite(resolvedAt) && resolvedAt > 0 ? `resolved ${utcDateTime(resolvedAt * 1000)}` : "resolved",
+      ttr !== null && Number.isFinite(ttr) ? `, ${lasted(ttr)} after it opened` : ""),
+    el("div", { className: "actions" },
+      el("button", { type: "button", className: "open-incident", dataset: { openIncident: i.id } },
+         "Timeline, notes, silences")));
+}
+
+function renderResolved() {
+  const list = [...state.resolved.values()]
+    .sort((a, b) => (b.resolved_at || 0) - (a.resolved_at || 0) || b.id - a.id).slice(0, RESOLVED_SHOWN);
+  $("resolved-incidents").replaceChildren(...list.map(resolvedItem));
+  $("resolved-empty").hidden = list.length > 0;
+}
+
+async function loadResolved() {
+  const asked = ++state.resolvedAsked;
+  try {
+    const body = await api(`/rca/incidents?status=resolved&limit=${RESOLVED_SHOWN}`, { strict: true });
+    if (asked !== state.resolvedAsked) return;
+    const listed = (body.incidents || []).filter((i) => i.status === "resolved" && !state.incidents.has(i.id));
+    state.resolved = new Map(listed.map((i) => [i.id, i]));
+    $("resolved-error").textContent = "";
+    renderResolved();
+  } catch (error) {
+    if (asked === state.resolvedAsked) $("resolved-error").textContent = `Could not load the resolved incidents: ${error.message}.`;
+  }
 }
 
 function topCause(incident) {  // the suspected cause and the diagnosis' confidence; "nothing to blame" names none
@@ -609,6 +667,7 @@ async function refreshAll() {
     renderRuns();
     renderGraph();
     loadSchedules();
+    loadResolved();
     const pending = state.pending;
     state.pending = [];
     pending.forEach(handle);

@@ -11,7 +11,7 @@ const EVENT_LABELS = {
   reopened: "Reopened",
 };
 const schedules = { list: [], timer: null };
-const incidentView = { id: null, timer: null };
+const incidentView = { id: null, timer: null, status: null, silenceAllowed: false };  // status: once known
 
 function timeText(value) {  // unix seconds or an ISO string, as the page writes times (UTC)
   const ms = typeof value === "number" ? value * 1000 : Date.parse(String(value || ""));
@@ -230,10 +230,18 @@ function silenceItem(s) {
     el("div", { className: "actions" }, tokenButton("Expire", { dataset: { expireSilence: s.id } })));
 }
 
+function silenceAllowed(allowed) {  // the form, as the silences' state allows; never for a resolved incident
+  const resolved = incidentView.status === "resolved";  // the server would answer 409 incident_resolved
+  $("silence-resolved").hidden = !resolved;
+  $("silence-duration").disabled = $("silence-comment").disabled = resolved;
+  if (allowed !== undefined) incidentView.silenceAllowed = allowed;
+  $("silence-submit").disabled = resolved || !incidentView.silenceAllowed;
+}
+
 function silencesOff(message) {
   $("silences").replaceChildren();
   $("silences-state").textContent = message;
-  $("silence-submit").disabled = true;
+  silenceAllowed(false);
 }
 
 function silencesUnreachable(id, message) {  // Alertmanager (or the server) did not answer: it may come back
@@ -244,7 +252,7 @@ function silencesUnreachable(id, message) {  // Alertmanager (or the server) did
     loadSilences(id);
   });
   $("silences-state").replaceChildren(message, " ", retry);
-  $("silence-submit").disabled = false;  // creating one may work once it is back: the answer says so
+  silenceAllowed(true);  // creating one may work once it is back: the answer says so
 }
 
 async function loadSilences(id) {
@@ -256,7 +264,7 @@ async function loadSilences(id) {
     $("silences").replaceChildren(...list.map(silenceItem));
     $("silences-state").textContent = (list.length ? "" : "No active silence for this incident's alerts.") +
       (body.partial ? " Only the silences made from this incident (and those checked in time) are shown: checking the others against its alerts took too long." : "");
-    $("silence-submit").disabled = false;
+    silenceAllowed(true);
   } catch (error) {
     if (incidentView.id !== id) return;
     if (error.status === 409) silencesOff(error.code === "no_alertmanager" || !error.message ? NO_ALERTMANAGER : error.message);
@@ -279,6 +287,7 @@ async function createSilence(event) {
     await Promise.all([loadSilences(id), loadTimeline(id)]);
   } catch (error) {
     if (error.status === 401) forgetToken("The server refused the token: enter it again.");
+    if (error.code === "incident_resolved" && incidentView.id === id) { incidentView.status = "resolved"; silenceAllowed(); }
     $("silence-error").textContent = refusal(error, "create the silence");
   }
 }
@@ -306,16 +315,31 @@ async function openIncident(id) {
   $("postmortem-link").href = `/rca/incidents/${id}/postmortem`;
   $("postmortem-md-link").href = `/rca/incidents/${id}/postmortem?format=markdown`;
   $("timeline").replaceChildren(el("li", { className: "muted" }, "Loading…"));
+  $("silences").replaceChildren();  // not the previously shown incident's
+  $("silences-state").textContent = "Loading the silences…";
   $("incident-diagnosis").replaceChildren();
   $("note-error").textContent = $("silence-error").textContent = "";
   view.scrollIntoView({ block: "start" });
   $("incident-view-title").focus({ preventScroll: true });
-  const known = state.incidents.get(id);
-  api(`/rca/incidents/${id}`).then((incident) => {
-    if (incidentView.id === id) $("incident-view-title").textContent = `Incident ${id}: ${clip(incident.title || "", 200)} (${incident.status})`;
-  }).catch(() => { if (known) $("incident-view-title").textContent = `Incident ${id}: ${clip(known.title || "", 200)}`; });
+  const known = state.incidents.get(id) || state.resolved.get(id);
+  incidentView.status = known ? known.status : null;
+  silenceAllowed(false);  // until its silences are listed
+  loadHeader(id, known);
   if (location.hash !== `#incident=${id}`) history.replaceState(null, "", `#incident=${id}`);  // a link to copy
   await Promise.all([loadTimeline(id), loadSilences(id), loadDiagnosis(id)]);
+}
+
+async function loadHeader(id, known) {  // the title and status; a resolved incident takes no silence
+  if (id === null) return;
+  try {
+    const incident = await api(`/rca/incidents/${id}`);
+    if (incidentView.id !== id) return;
+    $("incident-view-title").textContent = `Incident ${id}: ${clip(incident.title || "", 200)} (${incident.status})`;
+    incidentView.status = incident.status;
+    silenceAllowed();
+  } catch (error) {
+    if (known && incidentView.id === id) $("incident-view-title").textContent = `Incident ${id}: ${clip(known.title || "", 200)}`;
+  }
 }
 
 async function loadDiagnosis(id) {  // how the incident's diagnosis went: its report, why it failed, or pending
@@ -353,20 +377,23 @@ function refreshIncidentView(id) {  // a live event of the shown incident: reloa
     incidentView.timer = null;
     loadTimeline(incidentView.id);
     loadDiagnosis(incidentView.id);
+    loadHeader(incidentView.id);  // resolved or reopened meanwhile: the silence form follows
   }, 300);
 }
 
 function closeIncident() {
-  incidentView.id = null;
+  incidentView.id = incidentView.status = null;
   $("incident-view").hidden = true;
   if (location.hash.startsWith("#incident=")) history.replaceState(null, "", location.pathname + location.search);
 }
 
 function initIncidentView() {
-  $("incidents").addEventListener("click", (event) => {
-    const button = event.target.closest("button[data-open-incident]");
-    if (button) openIncident(Number(button.dataset.openIncident));
-  });
+  for (const list of [$("incidents"), $("resolved-incidents")]) {
+    list.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-open-incident]");
+      if (button) openIncident(Number(button.dataset.openIncident));
+    });
+  }
   $("incident-close").addEventListener("click", closeIncident);
   $("note-form").addEventListener("submit", addNote);
   $("silence-form").addEventListener("submit", createSilence);

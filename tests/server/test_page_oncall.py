@@ -356,3 +356,77 @@ def test_the_incident_view_has_its_own_link_says_a_failed_diagnosis_and_retries_
     gateway = [e for e in page.errors if "status of 502" in e]
     assert len(gateway) >= 2 and len(gateway) == len(page.errors), page.errors  # "Try again" asked again
     page.close()
+
+
+def dead_alertmanager() -> str:
+    """A URL nothing listens on: silences are asked for, and the form would be left usable ("Try again")."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def resolved_ids(page: Watched) -> list[int]:
+    return page.page.eval_on_selector_all("#resolved-incidents li[data-resolved-incident]",
+                                          "els => els.map(e => Number(e.dataset.resolvedIncident))")
+
+
+def wait_for_resolved(page: Watched, ids: list[int]) -> None:
+    page.page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('#resolved-incidents li[data-resolved-incident]')]"
+        ".map(e => Number(e.dataset.resolvedIncident))) === JSON.stringify(ids)", arg=ids)
+
+
+def test_recently_resolved_incidents_keep_their_postmortem_in_reach(browser, make_server):
+    """After a reload a resolved incident is under "Recently resolved" (newest first), its view opens from there with
+    its postmortem links and a silence form that says why it is off; a live resolve moves an open one across."""
+    running = make_server(alertmanager_url=dead_alertmanager())
+    http = httpx.Client(base_url=running.url, timeout=30)
+    made = lambda title, severity: http.post("/rca/incidents", json={"title": title, "severity": severity},  # noqa: E731
+                                             headers=AUTH).json()
+    older, done, live = made("older trouble", "P3"), made("disk full " + HOSTILE, "P2"), made("queue backlog", "P1")
+    for incident in (older, done):  # resolved in this order: `done` is the newest resolved
+        response = http.patch(f"/rca/incidents/{incident['id']}", json={"status": "resolved"}, headers=AUTH)
+        assert response.status_code == 200, response.text
+    page = open_page(browser, running.url + "/")  # loaded after the resolves: what a reload shows
+    wait_for_resolved(page, [done["id"], older["id"]])
+    page.page.wait_for_selector(f"#incidents li[data-incident='{live['id']}']")
+    assert page.page.query_selector(f"#incidents li[data-incident='{done['id']}']") is None
+    assert page.page.is_hidden("#resolved-empty")
+    item = f"#resolved-incidents li[data-resolved-incident='{done['id']}']"
+    stored = http.get(f"/rca/incidents/{done['id']}").json()
+    assert page.page.text_content(f"{item} .incident-title") == "disk full " + HOSTILE  # text, not markup
+    assert page.page.text_content(f"{item} .sev") == "P2" and f"incident {done['id']}" in page.page.text_content(item)
+    when = datetime.fromtimestamp(stored["resolved_at"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    took = int(stored["ttr_seconds"] + 0.5)  # seconds here: resolved right after it opened
+    assert page.page.text_content(f"{item} .resolved-when") == f"resolved {when}, {took} s after it opened"
+    assert page.page.query_selector_all("#resolved-incidents img") == [] and page.page.evaluate("window.__pwned") is None
+    # its button opens the view, with the postmortem links; the silence form is off, saying why
+    page.page.click(f"{item} button[data-open-incident]")
+    page.page.wait_for_selector("#incident-view:not([hidden])")
+    assert page.page.evaluate("location.hash") == f"#incident={done['id']}"
+    assert page.page.get_attribute("#postmortem-link", "href") == f"/rca/incidents/{done['id']}/postmortem"
+    assert page.page.get_attribute("#postmortem-md-link", "href") == \
+        f"/rca/incidents/{done['id']}/postmortem?format=markdown"
+    assert http.get(f"/rca/incidents/{done['id']}/postmortem").status_code == 200
+    page.wait_text("#incident-view-title", "(resolved)")
+    page.wait_text("#silences-state", "Try again")  # Alertmanager is down: an open incident's form would stay usable
+    assert "reopen the incident first" in page.wait_text("#silence-resolved", "Resolved: a silence now would hide")
+    assert page.page.is_visible("#silence-resolved")
+    assert all(page.page.is_disabled(s) for s in ("#silence-submit", "#silence-duration", "#silence-comment"))
+    # an open incident's view: the form is usable; resolved live, it moves lists and its form turns off, no reload
+    page.page.evaluate("window.__kept = 1")
+    page.page.click(f"#incidents li[data-incident='{live['id']}'] button[data-open-incident]")
+    page.wait_text("#incident-view-title", "(open)")
+    page.wait_text("#silences-state", "Try again")
+    assert page.page.is_hidden("#silence-resolved") and not page.page.is_disabled("#silence-submit")
+    assert not page.page.is_disabled("#silence-comment")
+    response = http.patch(f"/rca/incidents/{live['id']}", json={"status": "resolved"}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    wait_for_resolved(page, [live["id"], done["id"], older["id"]])
+    page.page.wait_for_selector(f"#incidents li[data-incident='{live['id']}']", state="detached")
+    assert page.page.is_visible("#incidents-empty")
+    page.page.wait_for_selector("#silence-resolved", state="visible")
+    assert page.page.is_disabled("#silence-submit") and page.page.is_disabled("#silence-duration")
+    assert page.page.evaluate("window.__kept") == 1  # the same page: nothing reloaded
+    assert [e for e in page.errors if "status of 502" not in e] == [], page.errors  # the 502s: Alertmanager is down
+    page.close()

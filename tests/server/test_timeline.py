@@ -269,3 +269,92 @@ def test_a_long_timeline_s_postmortem_starts_at_the_beginning(server, http, auth
     assert rows[-1] == ("Note", "tick 1099") and len(rows) == 1000 + 1  # the newest, and one line for the rest
     assert ("…", "… 101 events not shown …") in rows, [r for r in rows if "not shown" in r[1]]
     assert "1101 timeline events (101 of them not shown below), 999 notes shown." in page
+
+
+# -- resolved without an acknowledgement; a report started through POST /runs; the quick diagnosis's event -------
+
+def test_an_incident_resolved_directly_has_no_made_up_acknowledgement(server, http, auth):
+    incident_id = http.post("/rca/incidents", json={"title": "disk full", "severity": "P3",
+                                                    "anomaly_start": time.time() - 600}, headers=auth).json()["id"]
+    assert http.patch(f"/rca/incidents/{incident_id}", json={"status": "resolved"}, headers=auth).status_code == 200
+    events = http.get(f"/rca/incidents/{incident_id}/timeline").json()["events"]
+    assert [(e["kind"], e.get("from_record", False)) for e in events] == [("opened", False), ("resolved", False)]
+    incident = http.get(f"/rca/incidents/{incident_id}").json()
+    assert incident["tta_seconds"] == incident["ttr_seconds"]  # MTTA, as the audit counts it, is unchanged
+    html = http.get(f"/rca/incidents/{incident_id}/postmortem").text
+    assert "<dt>Time to acknowledge (TTA)</dt><dd>not acknowledged (resolved directly)</dd>" in html
+    assert f"<dt>Time to resolve (TTR)</dt><dd>{humanise_seconds(incident['ttr_seconds'])}</dd>" in html
+    assert "not recorded" not in html and "Acknowledged" not in html
+    markdown = http.get(f"/rca/incidents/{incident_id}/postmortem?format=markdown").text
+    assert "- **Time to acknowledge (TTA)**: not acknowledged (resolved directly)" in markdown
+    assert "not recorded" not in markdown
+    passed = incident_for_notebook(server.services.store, incident_id)["timeline"]
+    assert [(e["kind"], e.get("from_record", False)) for e in passed] == [("opened", False), ("resolved", False)]
+
+
+def test_an_alert_resolved_without_an_acknowledgement(server, http, auth):
+    from tests.test_incidents import payload
+
+    incident_id = http.post("/alerts/webhook", json=payload(), headers=auth).json()["incident_id"]
+    assert http.post("/alerts/webhook", json=payload(status="resolved"), headers=auth).json()["action"] == "resolved"
+    events = http.get(f"/rca/incidents/{incident_id}/timeline").json()["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "opened" and "resolved" in kinds and "acknowledged" not in kinds
+    assert not any(e.get("from_record") for e in events)
+    html = http.get(f"/rca/incidents/{incident_id}/postmortem").text
+    assert "<dd>not acknowledged (resolved directly)</dd>" in html and "not recorded" not in html
+
+
+def test_an_old_incident_resolved_directly_reads_from_its_record(server, http, auth):
+    store = server.services.store
+    opened_at = time.time() - 4 * 86400
+    incident = store.create_incident(title="old", severity="P2", source="demo", opened_at=opened_at)
+    store.update_incident(incident["id"], status="resolved", resolved_at=opened_at + 600,
+                          acknowledged_at=opened_at + 600)  # as a resolution without acknowledgement leaves it
+    events = http.get(f"/rca/incidents/{incident['id']}/timeline").json()["events"]
+    assert [(e["kind"], e["actor"], e.get("from_record", False)) for e in events] == [
+        ("opened", "demo", True), ("resolved", "demo", True)]
+    html = http.get(f"/rca/incidents/{incident['id']}/postmortem").text
+    assert "<dd>not acknowledged (resolved directly)</dd>" in html and "were not recorded when they happened" in html
+
+
+def test_a_report_started_through_post_runs_is_on_the_timeline(make_server, auth):
+    running = make_server(operator_name=OPERATOR)
+    store = running.services.store
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        incident_id = http.post("/rca/incidents", json={"title": "t", "severity": "P2"}, headers=auth).json()["id"]
+        created = http.post("/runs", json={"notebook": "incident_diagnosis", "parameters": {"incident_id": incident_id}},
+                            headers=auth)
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+        http.post(f"/runs/{run_id}/cancel", headers=auth)  # its report is not what is tested
+        # recorded before the answer: no waiting
+        started = [e for e in http.get(f"/rca/incidents/{incident_id}/timeline").json()["events"]
+                   if e["kind"] == "diagnosis_started"]
+        assert [(e["actor"], e["detail"]) for e in started] == [(OPERATOR, {"mode": "report", "run_id": run_id})]
+        # the incident's unfinished run again (deduplicated): that run, nothing new on the timeline
+        other = http.post("/rca/incidents", json={"title": "u", "severity": "P2"}, headers=auth).json()["id"]
+        store.create_run(id="unfinished1", notebook="incident_diagnosis.ipynb", kind="incident", trigger="incident",
+                         parameters={"incident_id": other}, created_at=time.time(), incident_id=other,
+                         status="running")
+        again = http.post("/runs", json={"notebook": "incident_diagnosis", "parameters": {"incident_id": other}},
+                          headers=auth)
+        assert again.status_code == 200 and again.json()["deduplicated"] is True
+        assert [e["kind"] for e in http.get(f"/rca/incidents/{other}/timeline").json()["events"]] == ["opened"]
+
+
+def test_the_quick_diagnosis_event_carries_no_report_link(story_server, fleet, auth):
+    running, http = story_server
+    incident_id = http.post("/rca/incidents", json={
+        "title": "frontend slow", "severity": "P1", "service": "frontend",
+        "anomaly_start": fleet.fault.start.timestamp()}, headers=auth).json()["id"]
+    old = "/reports/2026/01/incident_diagnosis-older/report.html"  # an earlier run's report
+    running.services.store.update_incident(incident_id, report_url=old, report_run="older")
+    assert http.post(f"/rca/incidents/{incident_id}/diagnose", headers=auth).status_code == 202
+    wait_until(lambda: "diagnosis_finished" in [k for k, _ in kinds_and_actors(http, incident_id)], timeout=60)
+    finished = next(e for e in http.get(f"/rca/incidents/{incident_id}/timeline").json()["events"]
+                    if e["kind"] == "diagnosis_finished")
+    assert finished["detail"]["mode"] == "quick" and finished["detail"]["run_id"] is None
+    assert "report_url" not in finished["detail"] and old not in str(finished["detail"])
+    assert finished["detail"]["evidence_url"] == f"/rca/incidents/{incident_id}/evidence"
+    assert finished["detail"]["top_cause"] == "catalog-db"

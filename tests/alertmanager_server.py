@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.prometheus_server import free_port
+from tests.prometheus_server import free_port, stop_process, wait_ready
 
 CONFIG = """\
 route:
@@ -34,18 +33,11 @@ class AlertmanagerProcess:
              f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],  # empty: no cluster
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"alertmanager exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("alertmanager did not become ready within 60 s")
+        try:
+            wait_ready(self.proc, self.url, self.log_path, "alertmanager")
+        except RuntimeError:
+            self.log.close()
+            raise
 
     def silences(self) -> list[dict]:
         """Every silence, as the Alertmanager's API v2 gives them (``GET /api/v2/silences``)."""
@@ -59,11 +51,5 @@ class AlertmanagerProcess:
         return response.json()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()

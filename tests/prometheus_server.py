@@ -15,6 +15,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_ready(proc: subprocess.Popen, url: str, log_path: Path, name: str, *, timeout: float = 60.0) -> None:
+    """Wait until ``url/-/ready`` answers 200 (Prometheus' and Alertmanager's readiness endpoint).
+
+    Raises RuntimeError with the end of ``log_path`` when the process exits first, or (after stopping it)
+    when it is not ready within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_process(proc)
+    raise RuntimeError(f"{name} did not become ready within {timeout:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen, *, timeout: float = 20.0) -> None:
+    """Terminate ``proc`` (killed when it does not end within ``timeout`` seconds) and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class PrometheusProcess:
     """``prometheus`` with a given config and TSDB dir; ``url`` once ready."""
 
@@ -32,24 +63,12 @@ class PrometheusProcess:
              "--web.enable-lifecycle", *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(workdir / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("prometheus did not become ready within 60 s")
+        try:
+            wait_ready(self.proc, self.url, workdir / "prometheus.log", "prometheus")
+        except RuntimeError:
+            self.log.close()
+            raise
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
         self.log.close()

@@ -1,4 +1,4 @@
-"""The storm: 40 incidents opened in a burst through the webhook, diagnosed on a real two-worker Dask cluster."""
+"""The storm: 16 incidents opened in a burst through the webhook, diagnosed on a real two-worker Dask cluster."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +10,7 @@ from tests.conftest import TOKEN, wait_until
 from tests.server.test_rca_api import alert_payload
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-INCIDENTS = 40
+INCIDENTS = 16  # a burst past both workers and the queue; benchmarks/dask_storm.py storms 40
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def deliver_burst(url: str, bodies: list[dict]) -> list[dict]:
         return list(pool.map(one, bodies))
 
 
-@pytest.mark.slow  # some minutes: 40 diagnoses of about 5 s each on two workers
-def test_a_storm_of_40_incidents_gets_40_reports_from_both_workers(cluster, make_server, fleet):
+@pytest.mark.slow  # about a minute: 16 diagnoses of about 5 s each on two workers
+def test_a_storm_of_16_incidents_gets_16_reports_from_both_workers(cluster, make_server, fleet):
     # cluster first: the server (and its Dask client) stops before the cluster does
     running = make_server(dataset=str(fleet.metrics), diagnose_with_notebook=True, dask_scheduler=cluster.address,
                           heartbeat_interval=30, cell_timeout=120, run_timeout=600)

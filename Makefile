@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean slo-rules
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench: $(BIN)/.installed
 	-$(BIN)/python benchmarks/cmdb_import.py
 	-$(BIN)/python benchmarks/dask_storm.py
 	-$(BIN)/python benchmarks/oncall_latency.py
+	-$(BIN)/python benchmarks/slo_status.py
+	-$(BIN)/python benchmarks/slo_api.py
+
+# the SLO rules and their promtool tests, generated from the spec (commit both; a test checks they match it)
+slo-rules: $(BIN)/.installed
+	$(BIN)/bizra-nb slo generate monitoring/slo/bizra.yaml --out monitoring/rules/slo.yml --tests monitoring/tests/slo_test.yml
 
 clean:
 	rm -rf $(VENV) data reports/*/ reports/index.html

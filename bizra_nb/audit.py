@@ -1,4 +1,8 @@
-"""The monthly compliance audit: score distribution, violations, SLO attainment, incidents, benchmarks.
+"""The monthly compliance audit: the SLO spec's error budgets, score distribution, violations, incidents, benchmarks.
+
+Every SLO of the spec (:mod:`bizra_nb.slo_spec`; default: the platform's ``monitoring/slo/bizra.yaml``) is
+measured over its window (:func:`bizra_nb.slo_budget.month_budgets`); the month is compliant when its
+score is at or above the score line and every SLO is met (one that could not be measured is not).
 
 Inputs are per-step counts of the platform's own metrics for one calendar month
 (columns ``bizra_requests``, ``bizra_errors``, ``bizra_events``,
@@ -8,27 +12,26 @@ from a dataset file or, later, PromQL. The score over time uses the formula of
 """
 from __future__ import annotations
 
-import re
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bizra_nb.errors import InvalidInput
 from bizra_nb.markup import md
+from bizra_nb.platform_metrics import (  # noqa: F401 - audit.month_bounds etc. stay importable
+    P99_PROMQL, PROMQL, load_platform_metrics, month_bounds, score_over_time)
 from bizra_nb.schedule import CronError, parse_scheduled_for, parse_zone, previous_month_of
-from bizra_nb.score import EVENT_FLOOR, WEIGHTS, ahsan_score, tier
+from bizra_nb.score import WEIGHTS, ahsan_score, tier
 
 DEFAULT_SLO = {"availability": 0.999, "latency_p99_ms": 100.0, "latency_attainment": 0.99, "score": 95.0}
+#: the audit's legacy ``slo`` keys and what each overrides in the spec: (SLO name, "target" | "value")
+LEGACY_SLO = {"availability": ("bizra-api-availability", "target"),
+              "latency_attainment": ("bizra-api-latency", "target"),
+              "latency_p99_ms": ("bizra-api-latency", "value")}
 SEVERITIES = ("P0", "P1", "P2", "P3")
-
-
-def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``"2026-10"`` → [2026-10-01T00:00Z, 2026-11-01T00:00Z): the calendar month, not 30 days."""
-    if not isinstance(month, str) or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        raise InvalidInput(f"month must be YYYY-MM (e.g. 2026-10), got {month!r}", field="month")
-    start = pd.Timestamp(month + "-01", tz="UTC")
-    return start, start + pd.offsets.MonthBegin(1)
 
 
 def previous_month(month: str) -> str:
@@ -83,14 +86,6 @@ def when_made(scheduled_for: str = "", tz: str = "UTC", *, now=None) -> str:
     return f"Made {made}, scheduled for {shown}."
 
 
-def score_over_time(frame: pd.DataFrame, window: str = "5min") -> pd.Series:
-    """The Ahsan score at each step over the trailing ``window`` (events and violations summed)."""
-    events = frame["bizra_events"].rolling(window).sum()
-    weighted = sum(WEIGHTS[k] * frame[f"bizra_violations_{k}"].rolling(window).sum() for k in WEIGHTS)
-    raw = 100.0 * (1.0 - np.minimum(1.0, weighted / np.maximum(events, EVENT_FLOOR)))
-    return raw.where((events > 0) | (weighted > 0), 100.0).round(1)
-
-
 @dataclass
 class AuditResult:
     month: str
@@ -103,29 +98,167 @@ class AuditResult:
     coverage: dict
     comparison: pd.DataFrame | None = None
     formulas: list[str] = field(default_factory=list)
+    budgets: list = field(default_factory=list)  # bizra_nb.slo_budget.Budget, one per SLO of the spec
+    slos: list = field(default_factory=list)  # the effective SLOs (the spec with the overrides applied)
 
 
-def audit_month(frame: pd.DataFrame, month: str, *, slo: dict | None = None, incidents: list[dict] = (),
-                benchmarks: list[dict] = (), previous: dict | None = None, queries: list[str] = ()) -> AuditResult:
-    """Compute the month's audit from platform metrics, incidents, benchmark runs and the previous audit.
+def effective_slos(slos: list | None = None, slo: dict | None = None) -> tuple[list, float]:
+    """The SLOs the audit judges (the spec with the ``slo`` overrides applied) and the month-score line.
+
+    Parameters
+    ----------
+    slos
+        The spec's SLOs (:class:`bizra_nb.slo_spec.SLO`); None: the platform's default spec
+        (:func:`bizra_nb.slo_spec.load_specs`).
+    slo
+        Overrides, the audit's ``slo`` parameter: a key naming an SLO of the spec sets its target
+        (0 < target < 1); ``score`` is the month-score line (default 95, the runbook's criterion, not an
+        SLO); the legacy keys map onto the default spec's SLOs: ``availability`` → the target of
+        ``bizra-api-availability``, ``latency_attainment`` → the target of ``bizra-api-latency``,
+        ``latency_p99_ms`` → that SLO's threshold ``value`` (ms).
+
+    Returns
+    -------
+    tuple[list[SLO], float]
+        The effective SLOs, in the spec's order, and the score line.
+
+    Raises
+    ------
+    InvalidInput
+        ``field="slo"``: an unknown key, a legacy key whose SLO is not in the spec (both naming the known
+        keys), or a value out of range.
+    """
+    from dataclasses import replace
+
+    from bizra_nb.slo_spec import load_specs
+
+    specs = list(load_specs() if slos is None else slos)
+    overrides = dict(slo or {})
+    by_name = {s.name: i for i, s in enumerate(specs)}
+    known = ["score", *[k for k, (name, _) in LEGACY_SLO.items() if name in by_name and k not in by_name],
+             *by_name]
+    line = DEFAULT_SLO["score"]
+    for key, value in overrides.items():
+        # an SLO's own name first (a spec may name one "availability"), then the legacy keys
+        name, what = (key, "target") if key in by_name else LEGACY_SLO.get(key, (key, "target"))
+        if key != "score" and name not in by_name:
+            missing = f" (it sets {name}, which the spec lacks)" if key in LEGACY_SLO else ""
+            raise InvalidInput(f"unknown SLO override {_key(key)}{missing}; known: {', '.join(known)}", field="slo")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+            raise InvalidInput(f"slo {_key(key)} must be a number, got {_shown(value)}", field="slo")
+        if key == "score":
+            if not 0 <= value <= 100:
+                raise InvalidInput(f"slo score (the month-score line) must be 0..100, got {value:g}", field="slo")
+            line = float(value)
+            continue
+        i = by_name[name]
+        if what == "value":
+            if value <= 0:
+                raise InvalidInput(f"slo {key} must be above 0, got {value:g}", field="slo")
+            specs[i] = replace(specs[i], indicator=replace(specs[i].indicator, value=float(value)))
+        else:
+            if not 0 < value < 1:
+                raise InvalidInput(f"slo {_key(key)}: a target is a ratio between 0 and 1 (0.999), got {value:g}",
+                                   field="slo")
+            specs[i] = replace(specs[i], target=float(value))
+    return specs, line
+
+
+def _key(key: object) -> str:
+    return repr(str(key)[:60])
+
+
+def _shown(value: object) -> str:
+    return repr(value)[:60]
+
+
+def legacy_targets(slos: list, line: float) -> dict:
+    """``summary["slo"]`` as before the spec: availability, latency_p99_ms, latency_attainment, score, taken
+    from the effective SLOs (the default values where the spec lacks that SLO)."""
+    by_name = {s.name: s for s in slos}
+    out = dict(DEFAULT_SLO, score=line)
+    for key, (name, what) in LEGACY_SLO.items():
+        if name in by_name:
+            found = by_name[name].target if what == "target" else by_name[name].indicator.value
+            out[key] = DEFAULT_SLO[key] if found is None else float(found)
+    return out
+
+
+def _pct(ratio: float, target: float | None = None) -> str:
+    """A ratio as a percentage with the decimals its target needs: 0.99937 vs 0.999 → ``99.937 %``."""
+    decimals = 2
+    if target is not None and 0 < target < 1:
+        decimals = min(6, max(2, int(np.ceil(round(-np.log10(1 - target), 6)))))
+    return f"{ratio * 100:.{decimals}f} %"
+
+
+def slo_reason(budget) -> str | None:
+    """One plain sentence on an SLO that is not met or could not be measured (None when met)."""
+    if budget.error or budget.met is None:
+        why = budget.error or "no data"
+        return (f"{budget.display_name} could not be measured ({why}); an audit does not certify what it "
+                f"could not measure")
+    if budget.met:
+        return None
+    from bizra_nb.slo_budget import budget_percent
+
+    consumed = "" if budget.consumed is None else f" ({budget_percent(budget.consumed)} of its error budget consumed)"
+    return (f"{budget.display_name}: {_pct(budget.attainment, budget.target)} attained, under its "
+            f"{_pct(budget.target, budget.target)} target{consumed}")
+
+
+def audit_month(frame: pd.DataFrame, month: str, *, slos: list | None = None, slo: dict | None = None,
+                incidents: list[dict] = (), benchmarks: list[dict] = (), previous: dict | None = None,
+                queries: list[str] = (), source: str = "") -> AuditResult:
+    """Compute the month's audit from platform metrics, the SLO spec, incidents, benchmark runs and the previous audit.
+
+    The verdict: *compliant* when the month's score is at or above the score line AND every SLO of the
+    spec is met over its window (:func:`bizra_nb.slo_budget.month_budgets`). An SLO that could not be
+    measured (``Budget.error``: no data, no dataset mapping, source down) makes the audit not compliant,
+    its reason saying why: an audit does not certify what it could not measure. ``reasons`` holds one
+    plain sentence per unmet criterion.
 
     Parameters
     ----------
     frame
-        Per-step counts covering the month (other rows are ignored).
+        Per-step counts covering the month (other rows are ignored, except by an SLO whose rolling window
+        reaches before the month).
+    month
+        ``YYYY-MM``.
+    slos
+        The SLO spec (:func:`bizra_nb.slo_spec.load_specs`); None: the platform's default spec.
     slo
-        ``availability`` (0.999), ``latency_p99_ms`` (100), ``latency_attainment`` (0.99), ``score`` (95).
+        Overrides (see :func:`effective_slos`): an SLO name → its target; ``score`` → the month-score line
+        (default 95, the runbook's criterion, not an SLO); the legacy keys ``availability``,
+        ``latency_attainment`` (targets) and ``latency_p99_ms`` (the latency threshold) map onto the
+        default spec's SLOs. An unknown key, or a legacy key whose SLO is not in the spec: InvalidInput
+        naming ``slo``.
     incidents
         Incident records (store format) opened in the month.
     benchmarks
         Benchmark runs of the month (store format, with their summaries).
     previous
         The previous month's audit summary, for month-over-month comparison.
+    queries
+        The queries that fetched ``frame`` (shown in the appendix).
+    source
+        Where ``frame`` came from: a Prometheus URL makes the SLOs measured there, with their own queries;
+        anything else (a dataset file, ``""``) measures them on ``frame`` through their dataset mappings.
+
+    Returns
+    -------
+    AuditResult
+        ``summary`` keeps every key it had before the spec (``availability``, ``error_budget_used`` and
+        ``latency_attainment`` from the effective targets; ``slo`` = {availability, latency_p99_ms,
+        latency_attainment, score} of the effective spec) and adds ``slos`` (each
+        :meth:`bizra_nb.slo_budget.Budget.to_dict`), ``slos_met``, ``slos_total`` and ``slo_spec_files``
+        (:func:`spec_fingerprints`: which targets were in force). ``headline``: the verdict, score,
+        availability, SLOs met and incidents in one line.
     """
-    slo = {**DEFAULT_SLO, **(slo or {})}
-    unknown = set(slo) - set(DEFAULT_SLO)
-    if unknown:
-        raise InvalidInput(f"unknown SLO target(s) {sorted(unknown)}; known: {list(DEFAULT_SLO)}", field="slo")
+    from bizra_nb.slo_budget import month_budgets
+
+    specs, line = effective_slos(slos, slo)
+    targets = legacy_targets(specs, line)
     start, end = month_bounds(month)
     required = ["bizra_requests", "bizra_errors", "bizra_events"] + [f"bizra_violations_{k}" for k in WEIGHTS]
     missing = [c for c in required if c not in frame.columns]
@@ -145,11 +278,11 @@ def audit_month(frame: pd.DataFrame, month: str, *, slo: dict | None = None, inc
     month_score = ahsan_score(events, totals)
     requests, errors = float(data["bizra_requests"].sum()), float(data["bizra_errors"].sum())
     availability = 1.0 - errors / requests if requests else 1.0
-    budget = 1.0 - slo["availability"]
+    budget = 1.0 - targets["availability"]
     budget_used = (1.0 - availability) / budget if budget > 0 else float("inf")
     if "bizra_lat_p99" in data:
         p99 = data["bizra_lat_p99"].dropna()
-        attainment = float((p99 <= slo["latency_p99_ms"]).mean()) if len(p99) else None
+        attainment = float((p99 <= targets["latency_p99_ms"]).mean()) if len(p99) else None
     else:
         attainment = None
     minutes = step.total_seconds() / 60
@@ -158,21 +291,13 @@ def audit_month(frame: pd.DataFrame, month: str, *, slo: dict | None = None, inc
     inc = _incidents_frame(incidents)
     stats = _incident_stats(inc)
     bench = _benchmarks_frame(benchmarks)
-    checks = {
-        "score": month_score >= slo["score"],
-        "availability": availability >= slo["availability"],
-        "latency": attainment is None or attainment >= slo["latency_attainment"],
-    }
-    compliant = all(checks.values())
-    reasons = []
-    if not checks["score"]:
-        reasons.append(f"the month's score {month_score} is under {slo['score']}")
-    if not checks["availability"]:
-        reasons.append(f"availability {availability:.4%} is under the {slo['availability']:.3%} SLO "
-                       f"({budget_used:.0%} of the error budget used)")
-    if not checks["latency"]:
-        reasons.append(f"p99 latency met {slo['latency_p99_ms']:g} ms in {attainment:.2%} of the time "
-                       f"(target {slo['latency_attainment']:.0%})")
+    # the frame's counts for every SLO mapped onto it, from a file or Prometheus alike (exact: the counters are
+    # differenced at the month's edges, as for the availability above); unmapped SLOs from Prometheus' PromQL
+    budgets = month_budgets(specs, month, frame=frame, source=source)
+    slos_met = sum(1 for b in budgets if b.met and not b.error)
+    compliant = month_score >= line and slos_met == len(budgets)
+    reasons = [] if month_score >= line else [f"the month's score {month_score} is under {line}"]
+    reasons += [r for r in (slo_reason(b) for b in budgets) if r]
     summary = {
         "month": month,
         "compliant": compliant,
@@ -194,10 +319,15 @@ def audit_month(frame: pd.DataFrame, month: str, *, slo: dict | None = None, inc
         "incidents_by_severity": {s: int((inc["severity"] == s).sum()) if len(inc) else 0 for s in SEVERITIES},
         "benchmarks": int(len(bench)),
         "coverage": round(present / expected, 5) if expected else 0.0,
-        "slo": slo,
+        "slo": targets,
+        "slos": [_slo_dict(b, specs) for b in budgets],
+        "slos_met": slos_met,
+        "slos_total": len(budgets),
+        "slo_spec_files": spec_fingerprints(specs),
     }
     summary["headline"] = (f"{month}: {summary['verdict']}, score {month_score} ({summary['tier']}), "
-                           f"availability {availability:.3%}, {len(inc)} incidents")
+                           f"availability {availability * 100:.3f} %, {slos_met}/{len(budgets)} SLOs met, "
+                           f"{len(inc)} incidents")
     by_day = data[[f"bizra_violations_{k}" for k in WEIGHTS]].resample("1D").sum()
     by_day.columns = list(WEIGHTS)
     coverage = _coverage(data, required, start, end, step, expected, present)
@@ -207,13 +337,120 @@ def audit_month(frame: pd.DataFrame, month: str, *, slo: dict | None = None, inc
         "month score = the same formula over the month's totals; weights: " +
         ", ".join(f"{k} {w}" for k, w in WEIGHTS.items()),
         "availability = 1 − 5xx responses / requests; error budget used = (1 − availability) / (1 − SLO)",
-        f"latency attainment = share of steps whose p99 ≤ {slo['latency_p99_ms']:g} ms",
+        f"latency attainment = share of steps whose p99 ≤ {targets['latency_p99_ms']:g} ms",
+        "each SLO: attainment = 1 − bad / measured; error budget allowed = (1 − target) × total; consumed = "
+        "bad / allowed; remaining = 1 − consumed (time slices: the total is every slice of the whole period)",
         "MTTA = acknowledged_at − opened_at; MTTR = resolved_at − opened_at (per incident, then mean and median)",
         *[f"query: {q}" for q in queries],
     ]
     return AuditResult(month=month, summary=summary, score=score, violations=by_day, incidents=inc,
                        incident_stats=stats, benchmarks=bench, coverage=coverage, comparison=comparison,
-                       formulas=formulas)
+                       formulas=formulas, budgets=budgets, slos=specs)
+
+
+_OP_SIGNS = {"lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
+
+
+def _slo_dict(budget, specs: list) -> dict:
+    """``Budget.to_dict()`` with what the report's target column says: the time slice and the threshold."""
+    out = budget.to_dict()
+    spec = next((s for s in specs if s.name == budget.slo), None)
+    if spec is not None:
+        out.setdefault("timeslice_window", spec.timeslice_window)
+        if spec.indicator.kind == "threshold" and spec.indicator.value is not None:
+            out.setdefault("threshold", f"{_OP_SIGNS.get(spec.indicator.op, spec.indicator.op)} "
+                                        f"{spec.indicator.value:g}")
+    return out
+
+
+def spec_files(slos: list) -> list[str]:
+    """The files the SLOs were read from, in order, each once (``""`` left out)."""
+    return list(dict.fromkeys(s.source for s in slos if getattr(s, "source", "")))
+
+
+def shown_path(path: str | Path) -> str:
+    """A spec file's path as a report shows it: relative to the data dir, the project or the installed
+    package's folder when it is inside one (``monitoring/slo/bizra.yaml``), else the file's name alone (reports
+    are served to anyone who can reach /reports: they do not map the server's folders); the sha256 beside it
+    says which file it was."""
+    from bizra_nb import paths
+
+    given = Path(path).expanduser()
+    if not given.is_absolute():
+        return given.as_posix()
+    try:
+        resolved = given.resolve()
+    except OSError:
+        return given.as_posix()
+    project = paths.project_dir()
+    bases = [paths.data_dir(), *([project] if (project / "pyproject.toml").is_file() else []),
+             Path(__file__).resolve().parent.parent]  # the checkout, or site-packages: bizra_nb/slo_specs/…
+    for base in bases:
+        try:
+            return resolved.relative_to(Path(base).resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+    return given.name
+
+
+def spec_fingerprints(slos: list) -> list[dict]:
+    """Which targets were in force: each spec file the SLOs were read from, ``{"path", "sha256"}``.
+
+    Parameters
+    ----------
+    slos
+        The SLOs (:class:`bizra_nb.slo_spec.SLO`), each naming its ``source`` file.
+
+    Returns
+    -------
+    list[dict]
+        In the order of :func:`spec_files`: ``path`` as :func:`shown_path` shows it, ``sha256`` the hex
+        SHA-256 of the file's bytes (None when it can no longer be read). SLOs built in code, without a
+        source file, add nothing.
+    """
+    out = []
+    for source in spec_files(slos):
+        try:
+            digest = hashlib.sha256(Path(source).expanduser().read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+        out.append({"path": shown_path(source), "sha256": digest})
+    return out
+
+
+def load_spec(slo_spec: str = "") -> list:
+    """The SLOs of the audit's ``slo_spec`` parameter: one spec file (OpenSLO v1 or Sloth ``prometheus/v1``);
+    ``""``: the platform's default spec. A relative name is looked for as the notebooks look for files
+    (:func:`bizra_nb.paths.data_path`: the data dir, then the working directory).
+
+    Raises
+    ------
+    bizra_nb.slo_spec.SpecError
+        (``field="slo_spec"``) listing every problem of the file, or naming a file that does not exist.
+    """
+    from bizra_nb.slo_spec import load_specs
+
+    if not slo_spec:
+        return load_specs()
+    from bizra_nb.paths import data_path
+
+    return load_specs([data_path(slo_spec)])
+
+
+def check_spec(slo_spec: str) -> None:
+    """Refuse a run whose ``slo_spec`` parameter names a spec that does not parse, before it is recorded.
+
+    A file that is not found is left to :func:`bizra_nb.parameters.preflight` (it says where it looked).
+
+    Raises
+    ------
+    bizra_nb.slo_spec.SpecError
+        (``field="slo_spec"``, a 400 at ``POST /runs``) listing every problem of the file.
+    """
+    from bizra_nb.paths import data_path
+
+    if slo_spec and data_path(slo_spec).is_file():
+        load_spec(slo_spec)
 
 
 def _incidents_frame(incidents) -> pd.DataFrame:
@@ -268,59 +505,6 @@ def _compare(current: dict, previous: dict) -> pd.DataFrame:
         change = None if before is None or now is None else round(now - before, 6)
         rows.append({"measure": key, "previous": before, "this month": now, "change": change})
     return pd.DataFrame(rows).set_index("measure")
-
-
-PROMQL = {  # the platform's counters per series; differenced per step on our side, resets handled
-    "bizra_events": 'bizra_events_total{job="bizra"}',
-    "bizra_requests": 'bizra_http_requests_total{job="bizra", route!="/metrics"}',
-    "bizra_errors": 'bizra_http_requests_total{job="bizra", route!="/metrics", code=~"5.."}',
-    **{f"bizra_violations_{k}": f'bizra_violations_total{{job="bizra", kind="{k}"}}' for k in WEIGHTS},
-}
-P99_PROMQL = ('histogram_quantile(0.99, sum by (le) (rate(bizra_http_request_duration_seconds_bucket'
-              '{job="bizra", route!="/metrics"}[2m]))) * 1000')
-
-
-def _counter_steps(frame: pd.DataFrame) -> pd.Series:
-    """Per-step increase of each counter series (a drop is a restart: the new value counts), summed."""
-    diff = frame.diff()
-    diff = diff.where(diff >= 0, frame)  # counter reset
-    return diff.iloc[1:].sum(axis=1, min_count=1)
-
-
-def load_platform_metrics(source: str, month: str, *, step: int = 60) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The month's platform metrics per step from a dataset file or Prometheus: frame, queries used, warnings.
-
-    From Prometheus the counters are read at the step's boundaries over the calendar month
-    ([start − step, end − step], chunked under the point limit) and differenced, so each
-    step holds exactly what happened in it; p99 comes from the latency histogram.
-    """
-    from bizra_nb.sources import open_source
-
-    start, end = month_bounds(month)
-    if not str(source).startswith(("http://", "https://")):
-        fetched = open_source(source).fetch(start=start, end=end - pd.Timedelta(seconds=1))
-        return fetched.frame, fetched.queries, fetched.warnings
-    from bizra_nb.prometheus import PrometheusSource
-
-    prom = PrometheusSource(source)
-    first, last = start - pd.Timedelta(seconds=step), end - pd.Timedelta(seconds=step)
-    columns, used = {}, []
-    for name, promql in PROMQL.items():
-        raw = prom.query_range(promql, first, last, step)
-        used.append(f"{promql} (range {first.isoformat()} .. {last.isoformat()}, step {step}s, differenced)")
-        index = pd.date_range(first, last, freq=f"{step}s")
-        columns[name] = _counter_steps(raw.reindex(index)) if len(raw.columns) else pd.Series(0.0, index=index[1:])
-    p99 = prom.query_range(P99_PROMQL, start, last, step)
-    used.append(f"{P99_PROMQL} (range {start.isoformat()} .. {last.isoformat()}, step {step}s)")
-    frame = pd.DataFrame(columns)
-    frame["bizra_lat_p99"] = p99.iloc[:, 0] if len(p99.columns) else float("nan")
-    frame.index.name = "time"
-    warnings = []
-    missing = frame["bizra_events"].isna()
-    if missing.any():
-        warnings.append(f"{int(missing.sum())} of {len(frame)} steps have no platform metrics (scrape gaps)")
-    frame = frame.dropna(subset=["bizra_events"])
-    return frame, used, warnings
 
 
 def alerts_fired(source: str, month: str, *, evaluation_interval: float = 15.0) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The `bizra-nb` command: serve, diagnose, fleet, run, audit, bench, prometheus-load, store, demo, compare, report."""
+"""The `bizra-nb` command: serve, diagnose, fleet, run, audit, bench, prometheus-load, store, demo, compare, report, slo."""
 from __future__ import annotations
 
 import argparse
@@ -152,7 +152,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     month_bounds(args.month)  # a clear error before anything runs
     settings = load_settings({"data_dir": args.data_dir, "reports_dir": args.reports_dir,
-                              "audit_source": args.audit_source, "prometheus_url": args.prometheus_url})
+                              "audit_source": args.audit_source, "prometheus_url": args.prometheus_url,
+                              "slo_spec": args.slo_spec})
     source = settings.audit_source or settings.prometheus_url  # as the server's scheduled audit
     if not source:
         raise InvalidSetting(NO_AUDIT_SOURCE, field="audit_source")
@@ -163,6 +164,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise InvalidSetting(f"no store in the data dir {settings.data_dir} ({store.name} is missing): set "
                              f"--data-dir or BIZRA_DATA_DIR to the server's data dir", field="data_dir")
     parameters = {"month": args.month, "source": source, "data_dir": str(Path(settings.data_dir).resolve())}
+    if settings.slo_spec:  # a file named in the shell: from this directory; SpecError names slo_spec
+        spec = Path(settings.slo_spec).expanduser()
+        parameters["slo_spec"] = str(spec.resolve()) if spec.exists() else settings.slo_spec
     runner = _runner(settings)
     run = runner.create("compliance_audit", parameters, trigger="cli")
     print(f"auditing {args.month} as run {run['id']} ...", file=sys.stderr, flush=True)
@@ -391,6 +395,99 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slos_text(count: int) -> str:
+    """``"1 SLO"``, ``"3 SLOs"``."""
+    return f"{count} SLO" if count == 1 else f"{count} SLOs"
+
+
+def _default_spec_note(paths) -> str | None:
+    """``"spec: …/monitoring/slo/bizra.yaml (the platform's default)"`` when no spec file is named, else None."""
+    from bizra_nb.slo_spec import default_spec_path
+
+    if any(str(p) for p in paths or ()):
+        return None
+    return f"spec: {default_spec_path()} (the platform's default)"
+
+
+def _spec_words(paths) -> list[str]:
+    """The spec files as the generated file's header names them, however they were typed: relative to the working
+    directory when inside it (``./x.yaml``, an absolute path), and the default spec as
+    ``monitoring/slo/bizra.yaml`` (so `make slo-rules`, the README's line and a bare command write the same bytes)."""
+    import os
+    from pathlib import Path
+
+    given = [str(p) for p in paths or () if str(p)]
+    if not given:
+        return ["monitoring/slo/bizra.yaml"]
+    here = Path.cwd().resolve()
+    words = []
+    for path in given:
+        full = Path(path).resolve()
+        words.append(full.relative_to(here).as_posix() if full.is_relative_to(here) else os.path.normpath(path))
+    return words
+
+
+def _load_slos(paths):
+    """The SLOs of the spec files (none: the default spec), or None after printing each problem on stderr."""
+    from bizra_nb.slo_spec import SpecError, load_specs
+
+    try:
+        return load_specs(paths)
+    except SpecError as exc:
+        for problem in exc.problems or [exc.message]:
+            print(f"bizra-nb slo: error: {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_slo_generate(args: argparse.Namespace) -> int:
+    """Write the Prometheus rules of the SLO spec (and their promtool tests); nothing when the spec is wrong."""
+    import os
+    from pathlib import Path
+
+    from bizra_nb.errors import InvalidInput
+    from bizra_nb.reports import write_atomic
+    from bizra_nb.slo_rules import rule_file, unit_tests
+
+    if args.tests and args.out == "-":
+        raise InvalidInput("--tests needs the rules in a file (--out FILE, not -): the tests name it",
+                           field="tests")
+    slos = _load_slos(args.spec)
+    if slos is None:
+        return EXIT_USAGE
+    rules = rule_file(slos, command=" ".join(["bizra-nb slo generate", *_spec_words(args.spec)]))
+    tests = None
+    if args.tests:
+        rules_path = os.path.relpath(Path(args.out).absolute(), Path(args.tests).absolute().parent)
+        tests = unit_tests(slos, rules_path=Path(rules_path).as_posix())
+    if args.out == "-":
+        sys.stdout.write(rules)
+    else:
+        write_atomic(Path(args.out), rules)
+        print(f"{args.out}: rules of {_slos_text(len(slos))}", file=sys.stderr)
+    if _default_spec_note(args.spec):
+        print(_default_spec_note(args.spec), file=sys.stderr)
+    if tests is not None:
+        write_atomic(Path(args.tests), tests)
+        print(f"{args.tests}: promtool tests of their alerts", file=sys.stderr)
+    return 0
+
+
+def cmd_slo_check(args: argparse.Namespace) -> int:
+    """Read the SLO spec and print each SLO; exit 2 with the problems when it is wrong."""
+    from bizra_nb.slo_rules import number, percent
+
+    slos = _load_slos(args.spec)
+    if slos is None:
+        return EXIT_USAGE
+    if _default_spec_note(args.spec):
+        print(_default_spec_note(args.spec))
+    for slo in slos:
+        print(f"{slo.name}: target {number(slo.target)} ({percent(slo.target)}), {slo.window.describe()}, "
+              f"{slo.budgeting}, indicator {slo.indicator.kind}")
+    print(f"{_slos_text(len(slos))}, spec OK")
+    return 0
+
+
 def cmd_report_pdf(args: argparse.Namespace) -> int:
     """Print a run's report.html to PDF with headless Chromium and print the PDF's path."""
     from pathlib import Path
@@ -476,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--data-dir", default=None,
                        help="the server's data dir: the store with incidents and runs (default: data in the project folder, or BIZRA_DATA_DIR)")
     audit.add_argument("--reports-dir", default=None, help="where reports go (default: reports in the project folder)")
+    audit.add_argument("--slo-spec", default=None, metavar="FILE",
+                       help="the SLO spec audited: OpenSLO v1 or Sloth prometheus/v1 (default: BIZRA_SLO_SPEC, "
+                            "else the platform's monitoring/slo/bizra.yaml)")
     audit.set_defaults(func=cmd_audit)
 
     bench_cmd = commands.add_parser(
@@ -531,6 +631,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "BIZRA_DATA_DIR)")
     pdf.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds for Chromium (default 60)")
     pdf.set_defaults(func=cmd_report_pdf)
+
+    slo = commands.add_parser("slo", help="SLOs as code: slo generate (Prometheus rules), slo check (the spec)")
+    slo_commands = slo.add_subparsers(dest="slo_command", required=True, metavar="ACTION", parser_class=Parser)
+    generate_cmd = slo_commands.add_parser(
+        "generate", help="write the recording rules and burn-rate alerts of an SLO spec",
+        description="SPEC: OpenSLO v1 or Sloth prometheus/v1 files (none: the platform's default spec, "
+                    "monitoring/slo/bizra.yaml). The rules file is deterministic; `make slo-rules` regenerates the "
+                    "committed monitoring/rules/slo.yml and monitoring/tests/slo_test.yml.")
+    generate_cmd.add_argument("spec", nargs="*", metavar="SPEC")
+    generate_cmd.add_argument("--out", required=True, metavar="FILE", help="the rule file (-: standard output)")
+    generate_cmd.add_argument("--tests", metavar="FILE", help="also write promtool unit tests of the alerts here")
+    generate_cmd.set_defaults(func=cmd_slo_generate)
+    check_cmd = slo_commands.add_parser("check", help="read an SLO spec and list its SLOs (exit 2 when it is wrong)")
+    check_cmd.add_argument("spec", nargs="*", metavar="SPEC", help="spec files (none: the default spec)")
+    check_cmd.set_defaults(func=cmd_slo_check)
 
     from bizra_nb import store_admin
 

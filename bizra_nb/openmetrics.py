@@ -105,7 +105,7 @@ def _alert_history(frame: pd.DataFrame, seconds: np.ndarray, out: IO[str]) -> No
 
     Written every 15 s within each 1-minute step of the platform data (the `for:` is ignored).
     """
-    from bizra_nb.audit import score_over_time
+    from bizra_nb.platform_metrics import score_over_time
 
     score = score_over_time(frame.fillna(0)).to_numpy()
     alerts = []

@@ -214,11 +214,13 @@ def confine_parameters(declared: dict[str, dict], values: dict[str, Any], *, dat
 
 
 def server_confinement(settings: Any, *, also: Iterable[str] = ()) -> dict:
-    """The :func:`confine_parameters` keywords of a server: its data dir and the sources it was configured with.
+    """The :func:`confine_parameters` keywords of a server: its data dir and the sources (and SLO spec) it was
+    configured with.
 
     ``also``: more locations accepted verbatim (the server's own URL, a benchmark's target).
     """
-    sources = (settings.prometheus_url, settings.dataset, settings.audit_source, *settings.run_allowed_urls, *also)
+    sources = (settings.prometheus_url, settings.dataset, settings.audit_source, settings.slo_spec,
+               *settings.run_allowed_urls, *also)
     return {"data_dir": settings.data_dir, "allowed_sources": tuple(s for s in sources if s)}
 
 

@@ -265,3 +265,69 @@ def stacked_bars(frame: pd.DataFrame, *, title: str, yaxis: str = "") -> go.Figu
                       autosize=True, margin=dict(l=10, r=10, t=60, b=40), legend=dict(orientation="h", y=-0.2))
     fig.update_yaxes(automargin=True)
     return fig
+
+
+_STATE_COLOURS = {"red": BAD, "amber": WARN, "green": OK, "grey": MUTED}
+
+
+def error_budget_bars(budgets: list[dict]) -> go.Figure:
+    """The error budget remaining per SLO as horizontal bars (%), coloured by its state.
+
+    Parameters
+    ----------
+    budgets
+        ``summary["slos"]`` of an audit (each :meth:`bizra_nb.slo_budget.Budget.to_dict`).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar per SLO, in the spec's order from the top, keyed by the SLO's name (unique in a spec) and
+        labelled with its display name (with the name too when display names repeat): red when the budget
+        is exhausted (the bar goes below 0) or burning fast, amber when burning or under 25 % remaining,
+        green otherwise (:func:`bizra_nb.summaries.budget_state`); an SLO that could not be measured gets no
+        bar, its label says so. Shares as :func:`bizra_nb.slo_budget.budget_percent` writes them. Names,
+        explanations and errors come from the spec and the source: escaped, shown as text.
+    """
+    from bizra_nb.slo_budget import budget_percent
+    from bizra_nb.summaries import budget_state
+
+    if not budgets:
+        return _sentence_figure("Error budget remaining", "The spec has no SLO.")
+    shown = list(budgets)[::-1]  # plotly draws the first bar at the bottom
+    states = [budget_state(b) for b in shown]
+    measured = [b.get("remaining") is not None and not b.get("error") for b in shown]
+    values = [round(100 * b["remaining"], 1) if ok else None for b, ok in zip(shown, measured)]
+    keys = [str(b.get("slo") or i) for i, b in enumerate(shown)]
+    names = [" ".join(str(b.get("display_name") or b.get("slo") or "").split()) for b in shown]
+    repeated = {n for n in names if names.count(n) > 1}
+    labels = [_plain(_clipped(n, 48) + (f" ({_clipped(k, 40)})" if n in repeated and n != k else ""))
+              for n, k in zip(names, keys)]
+    texts = [_plain(f"{budget_percent(b['remaining'])} remaining ({state})" if ok else state)
+             for b, ok, (state, _) in zip(shown, measured, states)]
+    inside = [v is not None and v >= 60 for v in values]  # a long bar holds its words; others get them after 0
+    fig = go.Figure(go.Bar(
+        x=[0 if v is None else v for v in values], y=keys, orientation="h",
+        text=[t if i else "" for t, i in zip(texts, inside)], textposition="inside",
+        marker_color=[_STATE_COLOURS[colour] for _, colour in states],
+        hovertext=[_plain(_clipped(b.get("explanation") or b.get("error") or "", 600)) for b in shown],
+        hoverinfo="text",
+    ))
+    for value, key, text, placed in zip(values, keys, texts, inside):
+        if not placed:
+            fig.add_annotation(x=max(value or 0.0, 0.0), y=key, text=text, showarrow=False, xanchor="left", xshift=4)
+    low = min([0.0, *(v for v in values if v is not None)])
+    fig.add_vline(x=25, line=dict(color=WARN, dash="dot"))
+    fig.update_layout(title=dict(text="Error budget remaining<br><sup>per SLO, at the end of its window; "
+                                      "red: exhausted or fast burn, amber: burning or under 25 %</sup>",
+                                 font=dict(size=15)),
+                      xaxis=dict(title="budget remaining (%)", range=[low - 5, 105]),
+                      height=140 + 40 * len(shown), autosize=True, margin=dict(l=10, r=10, t=60, b=40))
+    fig.update_yaxes(automargin=True, type="category", categoryorder="array", categoryarray=keys,
+                     tickmode="array", tickvals=keys, ticktext=labels)
+    return fig
+
+
+def _clipped(text: object, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ending with ``…`` when cut (an axis label of a figure)."""
+    value = " ".join(str(text).split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"

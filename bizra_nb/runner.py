@@ -717,13 +717,13 @@ def report_links(run: dict, base: str = "/reports") -> dict:
 
 
 def _scheduled(notebook: str, parameters: dict) -> dict:
-    """``scheduled_for`` (and an audit's ``tz``) checked before anything is recorded, and an audit given
-    ``scheduled_for`` without ``month`` given the month it covers (its title and folder name it).
+    """``scheduled_for`` (and an audit's ``tz`` and ``slo_spec``) checked before anything is recorded, and an audit
+    given ``scheduled_for`` without ``month`` given the month it covers (its title and folder name it).
 
     Raises
     ------
     InvalidInput
-        Naming ``scheduled_for``, ``tz`` or ``month``.
+        Naming ``scheduled_for``, ``tz``, ``month`` or ``slo_spec``.
     """
     from bizra_nb.schedule import parse_scheduled_for
 
@@ -735,6 +735,10 @@ def _scheduled(notebook: str, parameters: dict) -> dict:
                               tz=parameters.get("tz") or "UTC")
         if parameters.get("scheduled_for"):
             parameters = {**parameters, "month": month}
+    if notebook == "compliance_audit" and parameters.get("slo_spec"):
+        from bizra_nb.audit import check_spec
+
+        check_spec(parameters["slo_spec"])  # SpecError (400) naming slo_spec, listing the file's problems
     return parameters
 
 

@@ -166,6 +166,7 @@ class Settings:
     run_timeout: float = _setting(3600.0, "seconds a whole notebook run may take before it is stopped", _positive)
     diagnose_with_notebook: bool = _setting(True, "an incident opened by an alert also runs incident_diagnosis.ipynb")
     audit_source: str = _setting("", "platform metrics for scheduled audits: dataset file or Prometheus URL (default: --prometheus-url)")
+    slo_spec: str = _setting("", "SLO spec file (OpenSLO v1, one document per SLO, or Sloth prometheus/v1) that GET /slo, the deploy gate, the status page's budget bars and scheduled audits use; empty: the platform's own monitoring/slo/bizra.yaml")
     run_allowed_urls: tuple = _setting((), "comma-separated URLs that POST /runs may pass to a notebook's URL parameters, besides --prometheus-url, --dataset and --audit-source (paths: files inside --data-dir only)")
     audit_schedule: str = _setting("0 6 1 * *", "cron schedule of the monthly audit (previous month), in --audit-schedule-tz (default UTC); empty: off", _cron)
     benchmark_schedule: str = _setting("0 3 * * 1", "cron schedule of the weekly benchmark, in --benchmark-schedule-tz (default UTC); empty: off", _cron)

@@ -1,6 +1,7 @@
 """Executive-summary paragraphs (Markdown) for the reports, written from computed results."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -350,8 +351,8 @@ def latency_by_endpoint(samples: pd.DataFrame) -> PeopleTable:
                               "p95": ("P95", "ms"), "p99": ("P99", "ms"), "max": ("Max", "ms")})
 
 
-def audit_criteria(summary: dict) -> list[tuple[str, str, str, bool]]:
-    """The audit's compliance criteria: (objective, target, achieved, met), the verdict's reasons in order."""
+def _legacy_criteria(summary: dict) -> list[tuple[str, str, str, bool]]:
+    """The criteria of an audit summary made before the SLO spec (no ``slos``): availability, latency."""
     slo = summary["slo"]
     latency = summary.get("latency_attainment")
     return [
@@ -360,9 +361,74 @@ def audit_criteria(summary: dict) -> list[tuple[str, str, str, bool]]:
         (f"P99 latency ≤ {slo['latency_p99_ms']:g} ms", f"≥ {slo['latency_attainment'] * 100:.0f} % of the time",
          "not measured" if latency is None else f"{latency * 100:.2f} % of the time",
          latency is None or latency >= slo["latency_attainment"]),
-        ("Monthly Ahsan score", f"≥ {slo['score']:g}", f"{summary['score']:.1f} ({summary['tier']})",
-         summary["score"] >= slo["score"]),
     ]
+
+
+def _percent(ratio: float | None, target: float | None = None) -> str:
+    """A ratio as a percentage with the decimals its target needs (0.99937 against 0.999: ``99.937 %``)."""
+    if ratio is None:
+        return "–"
+    decimals = 2
+    if target is not None and 0 < target < 1:
+        decimals = min(6, max(2, math.ceil(round(-math.log10(1 - target), 6))))
+    return f"{ratio * 100:.{decimals}f} %"
+
+
+def slo_target_text(budget: dict) -> str:
+    """An SLO's target in words, plain text (escape it where it meets Markdown or HTML):
+    ``≥ 99.900 % of requests``, ``≥ 99.00 % of minutes at ≤ 100``."""
+    target = budget.get("target")
+    text = f"≥ {_percent(target, target)}"
+    unit = budget.get("unit")
+    if budget.get("budgeting") == "Timeslices":
+        slice_ = budget.get("timeslice_window")
+        text += " of minutes" if slice_ == "1m" else (f" of {str(slice_)[:20]} slices" if slice_ else " of the time")
+    elif unit:
+        text += f" of {unit}"
+    if budget.get("threshold"):
+        text += f" at {budget['threshold']}"
+    return text
+
+
+def slo_achieved_text(budget: dict) -> str:
+    """What an SLO attained (``99.937 %``), or why it was not measured (plain text)."""
+    if budget.get("error") or budget.get("attainment") is None:
+        return "not measured" + (f": {budget['error']}" if budget.get("error") else "")
+    return _percent(budget["attainment"], budget.get("target"))
+
+
+def audit_criteria(summary: dict) -> list[tuple[str, str, str, bool]]:
+    """The audit's compliance criteria: (objective, target, achieved, met), the verdict's reasons in order:
+    each SLO of the spec (``summary["slos"]``), then the monthly score. A summary made before the spec (no
+    ``slos``): availability, latency, score. Plain text: the objective's name and the reason an SLO was not
+    measured come from the spec and the source, untrusted: escape them where they are rendered."""
+    slos = summary.get("slos")
+    if slos is None:
+        criteria = _legacy_criteria(summary)
+    else:
+        criteria = [(str(b.get("display_name") or b.get("slo")), slo_target_text(b), slo_achieved_text(b),
+                     bool(b.get("met")) and not b.get("error")) for b in slos]
+    line = summary["slo"]["score"]
+    return criteria + [("Monthly Ahsan score", f"≥ {line:g}", f"{summary['score']:.1f} ({summary['tier']})",
+                        summary["score"] >= line)]
+
+
+def budget_state(budget: dict) -> tuple[str, str]:
+    """An error budget's state and colour, as every view shows it: ``("exhausted", "red")`` when none remains,
+    ``("fast burn", "red")`` when a page-level burn holds, ``("burning", "amber")`` for a ticket-level one,
+    ``("low", "amber")`` under 25 % remaining, ``("ok", "green")``; ``("not measured", "grey")`` without a number."""
+    remaining = budget.get("remaining")
+    if budget.get("error") or remaining is None:
+        return "not measured", "grey"
+    if remaining <= 0:
+        return "exhausted", "red"
+    if budget.get("alerting") == "page":
+        return "fast burn", "red"
+    if budget.get("alerting") == "ticket":
+        return "burning", "amber"
+    if remaining < 0.25:
+        return "low", "amber"
+    return "ok", "green"
 
 
 def _month_name(month: str) -> str:
@@ -372,20 +438,71 @@ def _month_name(month: str) -> str:
         return md(month)
 
 
+def _budget_name(budget: dict) -> str:
+    """An SLO's name as the reader knows it: its display name, else its name (plain text)."""
+    return str(budget.get("display_name") or budget.get("slo") or "")
+
+
+def _budget_used(budget: dict) -> str | None:
+    """The share of an SLO's error budget consumed, as every view writes it (None: not measured)."""
+    from bizra_nb.slo_budget import budget_percent
+
+    if budget.get("error") or budget.get("consumed") is None:
+        return None
+    return budget_percent(budget["consumed"])
+
+
+def _criteria_count(summary: dict, criteria: list) -> str:
+    """What the criteria count says, each part named: "4 of 4 criteria met: the month's score and 3 of 3 SLOs"."""
+    met = sum(bool(ok) for *_, ok in criteria)
+    said = f"{met} of {len(criteria)} criteria met"
+    slos = summary.get("slos")
+    if slos is None:
+        return said
+    # counted from the same criteria as the total, so the two counts always agree
+    slos_said = f"{sum(bool(ok) for *_, ok in criteria[:-1])} of {len(criteria) - 1} SLOs met"
+    if criteria[-1][3]:
+        return f"{said}: the month's score, and {slos_said}"
+    return f"{said}: {slos_said}, but not the month's score"
+
+
 def audit_summary(summary: dict) -> str:
-    """The audit's verdict first, with the criteria it was judged on, then the month's figures (Markdown)."""
+    """The audit's verdict first, with the criteria it was judged on (each SLO of the spec and the monthly
+    score) and what the count of met criteria counts, which budgets are exhausted, each SLO's share of its
+    error budget used, then the month's figures (Markdown; every name, target and reason escaped here)."""
     mark = "✔" if summary["compliant"] else "✖"
     criteria = audit_criteria(summary)
     lines = [f"## {mark} {md(summary['month'])}: {summary['verdict'].upper()}",
-             f"**{_month_name(summary['month'])}** is *compliant* when every criterion below is met "
-             f"({sum(met for *_, met in criteria)} of {len(criteria)} met):",
-             "\n".join(f"- {'✔' if met else '✖'} **{name}**: target {target}, achieved {achieved}"
-                       for name, target, achieved, met in criteria),
-             f"Error budget used: **{summary['error_budget_used'] * 100:.0f} %**. "
-             f"The score was under 97 for {format_value(summary['minutes_below_97'], 'minutes')} and under 95 for "
-             f"{format_value(summary['minutes_below_95'], 'minutes')}. {summary['incidents']} incident(s) "
-             f"({', '.join(f'{k}: {v}' for k, v in summary['incidents_by_severity'].items() if v) or 'none'}); "
-             f"{summary['benchmarks']} benchmark run(s)."]
+             f"**{_month_name(summary['month'])}** is *compliant* when every criterion below is met. "
+             f"{_criteria_count(summary, criteria)}:",  # our words and counts only
+             "\n".join(f"- {'✔' if met else '✖'} **{md(name, limit=120)}**: target {md(target)}, "
+                       f"achieved {md(achieved, limit=200)}" for name, target, achieved, met in criteria)]
+    slos = summary.get("slos")
+    if slos is not None:
+        exhausted = [b for b in slos if budget_state(b)[0] == "exhausted"]
+        unmeasured = [b for b in slos if budget_state(b)[0] == "not measured"]
+        said = []
+        if exhausted:
+            said.append("Error budget exhausted: " + ", ".join(
+                f"**{md(_budget_name(b), limit=120)}**" for b in exhausted) + ".")
+        if unmeasured:
+            said.append("Not measured: " + ", ".join(
+                f"**{md(_budget_name(b), limit=120)}**" for b in unmeasured) + ".")
+        if slos:
+            said.append("Error budget used: " + ", ".join(
+                f"{md(_budget_name(b), limit=120)} **{md(_budget_used(b) or 'not measured')}**" for b in slos) + ".")
+        if said:
+            lines.append(" ".join(said))
+        figures = ""
+    else:  # a summary made before the spec: its one budget is availability's
+        from bizra_nb.slo_budget import budget_percent
+
+        figures = f"Availability error budget used: **{md(budget_percent(summary['error_budget_used']))}**. "
+    lines.append(
+        f"{figures}The score was under 97 for {format_value(summary['minutes_below_97'], 'minutes')} and under 95 for "
+        f"{format_value(summary['minutes_below_95'], 'minutes')}. {summary['incidents']} incident(s) "
+        f"({', '.join(f'{k}: {v}' for k, v in summary['incidents_by_severity'].items() if v) or 'none'}); "
+        f"{summary['benchmarks']} benchmark run(s).")
     if summary["reasons"]:
         lines.append("Why not compliant: " + "; ".join(md(r) for r in summary["reasons"]) + ".")
     if summary["coverage"] < 0.99:
@@ -393,13 +510,99 @@ def audit_summary(summary: dict) -> str:
     return "\n\n".join(lines)
 
 
+def _right(table: PeopleTable, *headers: str) -> PeopleTable:
+    """``table`` with the named columns (pre-formatted numbers) aligned right, as numbers are."""
+    for column in table.columns:
+        if column.header in headers:
+            column.align = "right"
+    return table
+
+
 def slo_table(summary: dict) -> PeopleTable:
-    """The SLOs of the audited month: objective, target, achieved, met/missed, error budget used."""
-    rows = [{"objective": name, "target": target, "achieved": achieved, "met": met, "budget": ""}
-            for name, target, achieved, met in audit_criteria(summary)]
-    rows[0]["budget"] = f"{summary['error_budget_used'] * 100:.0f} %"
-    return for_people(pd.DataFrame(rows), {"objective": "Objective", "target": "Target", "achieved": "Achieved",
-                                           "met": ("Met", "pass"), "budget": "Error budget used"})
+    """The SLOs of the audited month, one row per SLO of the spec (objective, target, window, achieved, met,
+    error budget used as :func:`bizra_nb.slo_budget.budget_percent` writes it), then the monthly score's row.
+    A summary made before the spec: its availability, latency and score rows. Every cell is escaped by the
+    renderer."""
+    from bizra_nb.slo_budget import budget_percent
+
+    slos = summary.get("slos")
+    if slos is None:
+        windows, used = ["calendar month"] * 3, [budget_percent(summary["error_budget_used"]), None, None]
+    else:
+        windows = [str(b.get("window") or "") for b in slos] + ["calendar month"]
+        used = [_budget_used(b) for b in slos] + [None]
+    rows = [{"objective": name, "target": target, "window": window, "achieved": achieved, "met": met,
+             "budget": budget}
+            for (name, target, achieved, met), window, budget in zip(audit_criteria(summary), windows, used)]
+    table = for_people(pd.DataFrame(rows), {"objective": "Objective", "target": "Target", "window": "Window",
+                                            "achieved": "Achieved", "met": ("Met", "pass"),
+                                            "budget": ("Error budget used", "text")})
+    return _right(table, "Error budget used")
+
+
+def _count(value: float | None, unit: str | None) -> str:
+    if value is None:
+        return "–"
+    number = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    return f"{number} {unit}" if unit else number
+
+
+def budget_table(summary: dict) -> PeopleTable:
+    """The error budget of each SLO: total, allowed, bad, consumed, remaining (as
+    :func:`bizra_nb.slo_budget.budget_percent` writes them) and its state (every cell escaped by the
+    renderer; an SLO without a number says why)."""
+    from bizra_nb.slo_budget import budget_percent
+
+    rows = []
+    for b in summary.get("slos") or []:
+        state, _ = budget_state(b)
+        measured = not b.get("error")
+        rows.append({"slo": _budget_name(b), "total": _count(b.get("total"), b.get("unit")),
+                     "allowed": _count(b.get("allowed"), b.get("unit")), "bad": _count(b.get("bad"), b.get("unit")),
+                     "consumed": budget_percent(b.get("consumed")) if measured and b.get("consumed") is not None
+                     else None,
+                     "remaining": budget_percent(b.get("remaining")) if measured and b.get("remaining") is not None
+                     else None,
+                     "state": state if measured else f"not measured: {b['error']}"})
+    frame = pd.DataFrame(rows, columns=["slo", "total", "allowed", "bad", "consumed", "remaining", "state"])
+    table = for_people(frame, {"slo": "SLO", "total": "Total", "allowed": "Allowed bad", "bad": "Bad",
+                               "consumed": ("Consumed", "text"), "remaining": ("Remaining", "text"),
+                               "state": "Budget"},
+                       empty="The spec has no SLO.")
+    return _right(table, "Consumed", "Remaining")
+
+
+def spec_line(files) -> str:
+    """Markdown: which spec file(s) the targets came from, each with the start of its content hash:
+    "Spec: `monitoring/slo/bizra.yaml` (sha256 1a2b3c4d5e6f)." ``files``: ``summary["slo_spec_files"]``
+    (``{"path", "sha256"}`` each) or, from an older summary, paths alone."""
+    shown = []
+    for f in files or ():
+        path, digest = (f.get("path"), f.get("sha256")) if isinstance(f, dict) else (f, None)
+        hashed = f" (sha256 {md(str(digest)[:12])})" if digest else ""
+        shown.append(f"{md_code(path, limit=300)}{hashed}")
+    if not shown:
+        return "Spec: the platform's default (monitoring/slo/bizra.yaml)."
+    return "Spec: " + ", ".join(shown) + "."
+
+
+def budget_arithmetic(summary: dict, spec_files=()) -> str:
+    """The appendix's error-budget arithmetic (Markdown, every value from the spec escaped here): each SLO's
+    explanation in plain words (``Budget.explanation``, plain text) with the window it was measured over,
+    and the spec file(s) used with their content hash (``summary["slo_spec_files"]``; ``spec_files``, paths,
+    for a summary made before it was recorded)."""
+    lines = []
+    for b in summary.get("slos") or []:
+        name = md(_budget_name(b), limit=120)
+        period = f"{_when(b.get('period_start'))} – {_when(b.get('period_end'))}"
+        measured = f"{_when(b.get('start'))} – {_when(b.get('end'))}"
+        window = md(b.get("window") or "")
+        where = f"{window} {period}" + ("" if measured == period else f", measured {measured}")
+        said = md(b.get("explanation") or "", limit=2000) or "no figures: " + md(b.get("error") or "no data",
+                                                                                 limit=500)
+        lines.append(f"- **{name}** ({md_code(b.get('slo'), limit=80)}), {where}: {said}")
+    files = summary.get("slo_spec_files") or list(spec_files)
+    return "\n".join(lines or ["*No SLO in the spec.*"]) + "\n\n" + spec_line(files)
 
 
 def incident_stats_table(stats: pd.DataFrame) -> PeopleTable:
@@ -486,6 +689,7 @@ METRIC_SENSES: dict[str, str | None] = {
     "minutes_below_95": "lower", "events": None, "violations.*": "lower", "availability": "higher",
     "error_budget_used": "lower", "latency_attainment": "higher", "incidents": "lower",
     "incidents_by_severity.*": "lower", "benchmarks": None, "coverage": "higher", "slo.*": None,
+    "slos_met": "higher", "slos_total": None,
     # diagnosis (incident_record)
     "anomaly_start_confidence": "higher", "confidence.score": "higher",
     # verdicts (true is better)

@@ -24,7 +24,7 @@ from bizra_nb.store import Store
 from bizra_nb.cmdb import Cmdb
 from bizra_nb.runner import Runner, executor_for
 from bizra_server import (alerts, auth_check, cmdb, health, live, metrics, openapi, page, postmortem, rca, reports,
-                          runs, schedules, silences, timeline)
+                          runs, schedules, silences, slo, timeline)
 from bizra_server.auth import load_or_create_token
 from bizra_server.background import Background
 from bizra_server.base import MAX_BODY_SIZE, NotFoundHandler, UnknownHostHandler, host_allowed
@@ -43,7 +43,7 @@ log = logging.getLogger("bizra.server")
 
 STOP_TIMEOUT = 5.0  # seconds each Redis part may take to stop before the server stops without it
 DASK_CHECK_TIMEOUT = 3.0  # seconds the Dask scheduler may take to answer /ready's question before it counts as down
-RESOURCES = [health, page, metrics, live, auth_check, cmdb, rca, timeline, postmortem, silences, alerts, runs, schedules, reports, openapi]  # each module ends in its `handlers` route list; /health first: routes match in order, and it is polled hardest
+RESOURCES = [health, page, metrics, live, auth_check, cmdb, rca, timeline, postmortem, silences, alerts, runs, schedules, slo, reports, openapi]  # each module ends in its `handlers` route list; /health first: routes match in order, and it is polled hardest
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Services:
     incident_flow: IncidentFlow = None  # type: ignore[assignment]
     notifications: Notifications = None  # type: ignore[assignment]  # --notify-routes
     cmdb: Cmdb = field(default_factory=lambda: Cmdb({}, []))
+    error_budgets: slo.ErrorBudgets = None  # type: ignore[assignment]  # the --slo-spec SLOs and their evaluation
     cmdb_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     workers: ThreadPoolExecutor = None  # type: ignore[assignment]  # CPU-bound work: diagnoses
     io_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, "bizra-io"))  # store calls
@@ -239,6 +240,8 @@ class Services:
         await loop.run_in_executor(None, self.io_pool.shutdown, True)
         await loop.run_in_executor(None, self.duties_pool.shutdown, True)
         self.dask_pool.shutdown(wait=False, cancel_futures=True)  # a question to a hung scheduler is not waited for
+        if self.error_budgets is not None:
+            self.error_budgets.close()  # ?at= evaluations' threads (one in flight ends at its Prometheus deadline)
         await loop.run_in_executor(None, self.store_writer.shutdown, True)
         self.store.close()
 
@@ -254,6 +257,7 @@ async def _bounded(what: str, stopping) -> None:
 def make_services(settings: Settings) -> Services:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # the token, /ready's probe, notebooks' files: also with --store-url
     notify_routes = Notifications.routes_from(settings)  # a bad routes file: InvalidSetting, before anything opens
+    error_budgets = slo.ErrorBudgets.from_settings(settings)  # a bad --slo-spec: InvalidSetting, one line a problem
     store = Store.from_url(settings.store_url, data_dir=settings.data_dir)
     scorekeeper = ScoreKeeper(settings.score_window)
     token, generated = load_or_create_token(settings.api_token, settings.data_dir)
@@ -270,6 +274,7 @@ def make_services(settings: Settings) -> Services:
         cmdb=Cmdb.from_dict(store.load_cmdb()),
         workers=ThreadPoolExecutor(settings.workers, "bizra-worker"),
         host_names=server_names(settings),
+        error_budgets=error_budgets,
     )
     services.controller = Controller(services, interval=settings.controller_interval)
     services.incident_flow = IncidentFlow(services)

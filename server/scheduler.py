@@ -2,7 +2,8 @@
 
 Each schedule's cron is evaluated in its time zone (``--audit-schedule-tz``, ``--benchmark-schedule-tz``;
 UTC by default). A run gets the time it was due as its ``scheduled_for`` parameter (ISO-8601 UTC), so a
-late or re-run audit still audits the month it was scheduled for. :meth:`Scheduler.listing` describes every
+late or re-run audit still audits the month it was scheduled for; an audit gets the configured SLO spec
+(``--slo-spec``) as its ``slo_spec`` when one is set. :meth:`Scheduler.listing` describes every
 schedule (also those that are off, and why) for ``GET /schedules``; :meth:`Scheduler.run_now` starts one
 at once ("run now", any replica), as if it were due at the current minute.
 """
@@ -75,7 +76,9 @@ class Scheduler:
                          "compliance_audit",
                          lambda due: {"month": previous_month_of(due, audit_tz), "source": audit_source,
                                       "data_dir": ".",  # confined: the data dir itself
-                                      "scheduled_for": iso_utc(due), "tz": audit_tz})
+                                      "scheduled_for": iso_utc(due), "tz": audit_tz,
+                                      # the configured SLO spec (accepted as configured by the confinement)
+                                      **({"slo_spec": settings.slo_spec} if settings.slo_spec else {})})
         if not settings.audit_schedule:
             audit.reason = "off: --audit-schedule is empty"
         elif not audit_source:

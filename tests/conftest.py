@@ -308,3 +308,15 @@ def alertmanager(tmp_path_factory):
     process = AlertmanagerProcess(need_binary("prometheus-alertmanager"), tmp_path_factory.mktemp("alertmanager"))
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory):
+    """A notebook runner on a store and reports dir of its own, shared by a test module (real papermill)."""
+    from bizra_nb.runner import Runner
+    from bizra_nb.store import Store
+
+    root = tmp_path_factory.mktemp("runs")
+    r = Runner(Store.open(root / "data"), reports_dir=root / "reports", workers=2, cell_timeout=120)
+    yield r
+    r.close()

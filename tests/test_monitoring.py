@@ -48,13 +48,15 @@ def test_promtool_unit_tests_pass():
 
 
 def test_every_alert_has_unit_tests_labels_and_a_runbook_section():
-    alerts = [r for g in yaml.safe_load((MONITORING / "rules" / "alerts.yml").read_text())["groups"]
-              for r in g["rules"]]
-    tests = (MONITORING / "tests" / "alerts_test.yml").read_text()
+    alerts = [r for name in ("alerts.yml", "slo.yml")  # slo.yml: generated from the SLO spec (make slo-rules)
+              for g in yaml.safe_load((MONITORING / "rules" / name).read_text())["groups"]
+              for r in g["rules"] if "alert" in r]
+    tests = "".join((MONITORING / "tests" / name).read_text() for name in ("alerts_test.yml", "slo_test.yml"))
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", runbook, re.M)}
     assert {a["alert"] for a in alerts} >= {"AhsanScoreBelowThreshold", "HighViolationRate", "MonitoringDown",
-                                            "AhsanScoreDegraded", "HighErrorRate", "HighMemoryUsage"}
+                                            "AhsanScoreDegraded", "HighErrorRate", "HighMemoryUsage",
+                                            "ErrorBudgetBurnPage", "ErrorBudgetBurnTicket"}
     for alert in alerts:
         assert f"alertname: {alert['alert']}" in tests, f"{alert['alert']} has no promtool test"
         assert alert["labels"]["severity"] in ("critical", "warning")
@@ -125,7 +127,8 @@ def test_amtool_checks_and_routes():
     config = str(MONITORING / "alertmanager.yml")
     assert run(amtool, "check-config", config).returncode == 0
     for labels in (["severity=critical", "alertname=AhsanScoreBelowThreshold", "service=bizra-api"],
-                   ["severity=warning", "alertname=HighErrorRate"], ["alertname=Other"]):
+                   ["severity=warning", "alertname=HighErrorRate"], ["alertname=Other"],
+                   ["severity=warning", "alertname=ErrorBudgetBurnTicket", "slo=bizra-api-latency", "priority=P3"]):
         result = run(amtool, "config", "routes", "test", f"--config.file={config}", "--verify.receivers=bizra-webhook",
                      *labels)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -180,6 +183,13 @@ def test_audit_on_prometheus_matches_the_dataset(month_prometheus):
                 "minutes_below_95", "coverage", "error_budget_used"):
         assert a[key] == b[key], key
     assert abs(a["latency_attainment"] - b["latency_attainment"]) < 0.001  # exact p99 vs histogram buckets
+    # the SLO budgets: counted from the same per-step counts, exact for counters, close for the histogram's p99
+    file_slos, prom_slos = ({s["slo"]: s for s in x["slos"]} for x in (a, b))
+    assert list(file_slos) == list(prom_slos) == ["bizra-api-availability", "bizra-api-latency", "bizra-ahsan-score"]
+    for name in ("bizra-api-availability", "bizra-ahsan-score"):
+        assert (file_slos[name]["bad"], file_slos[name]["total"]) == (prom_slos[name]["bad"], prom_slos[name]["total"])
+    assert abs(file_slos["bizra-api-latency"]["bad"] - prom_slos["bizra-api-latency"]["bad"]) <= 5
+    assert [s["met"] for s in a["slos"]] == [s["met"] for s in b["slos"]] and all(s["error"] is None for s in b["slos"])
     assert warnings == [] and any("histogram_quantile" in q for q in queries)
     from bizra_nb.audit import alerts_fired
 

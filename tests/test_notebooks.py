@@ -9,19 +9,11 @@ import pytest
 
 from bizra_nb.dataset import write_dataset
 from bizra_nb.fleet import Fault, platform_month
-from bizra_nb.runner import NOTEBOOKS_DIR, Runner
+from bizra_nb.runner import NOTEBOOKS_DIR
 from bizra_nb.store import Store
 from tests.browser import dump_dom, screenshot
 
 ARTEFACTS = Path(__file__).parent.parent / "build" / "test-artefacts"
-
-
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    r = Runner(Store.open(root / "data"), reports_dir=root / "reports", workers=2, cell_timeout=120)
-    yield r
-    r.close()
 
 
 def test_notebooks_are_committed_without_outputs():

@@ -29,7 +29,7 @@ from tests.conftest import wait_until
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "bizra_nb", "server", "notebooks")
+SOURCES = ("pyproject.toml", "README.md", "bizra_nb", "server", "notebooks", "monitoring")
 TOKEN = "packaging-test-token"
 
 
@@ -56,6 +56,7 @@ def _expected_data_files() -> set[str]:
                  if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".py"}
     expected |= {f"bizra_server/static/{p.name}" for p in (ROOT / "server" / "static").iterdir() if p.is_file()}
     expected.add("bizra_server/openapi.yaml")
+    expected |= {f"bizra_nb/slo_specs/{p.name}" for p in (ROOT / "monitoring" / "slo").glob("*.yaml")}
     return expected
 
 
@@ -112,6 +113,14 @@ def test_the_wheel_works_installed_in_a_fresh_venv(tmp_path):
     assert where.returncode == 0, where.stderr
     for line in where.stdout.splitlines():
         assert Path(line).resolve().is_relative_to(venv.resolve()), where.stdout  # not the checkout
+
+    # the platform's default SLO spec is the packaged copy, and it loads
+    slos = sh(python, "-c", "from bizra_nb.slo_spec import default_spec_path, load_specs; "
+                            "print(default_spec_path()); print(' '.join(s.name for s in load_specs()))")
+    assert slos.returncode == 0, slos.stderr
+    spec_path, names = slos.stdout.splitlines()
+    assert Path(spec_path).resolve().is_relative_to(venv.resolve()), slos.stdout
+    assert names.split() == ["bizra-api-availability", "bizra-api-latency", "bizra-ahsan-score"]
 
     # bizra-nb demo --out DIR: the three reports and the index under DIR, nothing in the working directory
     out = tmp_path / "the-demo"

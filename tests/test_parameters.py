@@ -56,7 +56,7 @@ def test_the_platform_notebooks_mark_every_path_and_url():
              for name in ("incident_diagnosis", "benchmark", "compliance_audit", "explore")}
     assert kinds == {"incident_diagnosis": {"source": "path|url", "cmdb": "path"},
                      "benchmark": {"target_url": "url"},
-                     "compliance_audit": {"source": "path|url", "data_dir": "path"},
+                     "compliance_audit": {"source": "path|url", "data_dir": "path", "slo_spec": "path"},
                      "explore": {"source": "path|url", "cmdb": "path"}}
     assert declared_parameters(resolve_notebook("incident_diagnosis"))["cmdb"]["help"].startswith("CMDB file")
 

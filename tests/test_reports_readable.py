@@ -10,7 +10,7 @@ import pytest
 
 from bizra_nb.dataset import write_dataset
 from bizra_nb.fleet import Fault, platform_month
-from bizra_nb.runner import Runner, report_links
+from bizra_nb.runner import report_links
 from bizra_nb.store import Store
 from tests.browser import ARTEFACTS
 
@@ -47,14 +47,6 @@ def cells_of(page: str) -> Cells:
     parser = Cells()
     parser.feed(without_banner)
     return parser
-
-
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory):
-    root = tmp_path_factory.mktemp("readable")
-    r = Runner(Store.open(root / "data"), reports_dir=root / "reports", workers=1, cell_timeout=120)
-    yield r
-    r.close()
 
 
 @pytest.fixture(scope="module")

@@ -145,17 +145,6 @@ def test_when_made_shows_the_scheduled_time_in_utc_and_in_the_zone():
         "Made 2026-11-03 09:15 UTC, scheduled for 2026-11-01 05:00 UTC (2026-11-01 06:00 Europe/Berlin)."
 
 
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory):
-    from bizra_nb.runner import Runner
-    from bizra_nb.store import Store
-
-    root = tmp_path_factory.mktemp("runs")
-    r = Runner(Store.open(root / "data"), reports_dir=root / "reports", workers=1, cell_timeout=120)
-    yield r
-    r.close()
-
-
 def test_the_audit_notebook_given_only_scheduled_for_audits_the_month_before_it_in_the_zone(runner, tmp_path):
     """Real papermill: no month, a scheduled_for just after midnight of October 1st in Berlin (still September 30th
     in UTC): the notebook audits September, the only month with data (August, the UTC reading, would fail)."""

@@ -237,6 +237,7 @@ function handle(message) {
     setTimeout(refreshHealth, HEALTH_TTL_MS);
   } else if (message.type === "run") {
     mergeRun(data);
+    budgetRunSeen(data);
   } else if (data.incident_id) {  // a timeline, note or silence event of an incident
     refreshIncidentView(data.incident_id);
   }
@@ -687,5 +688,6 @@ initRunForm();
 initRunsView();
 initSchedules();
 initIncidentView();
+initBudgets();
 showToken();
 connect();

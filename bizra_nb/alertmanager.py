@@ -27,12 +27,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import re2
 
 from bizra_nb.errors import BadGateway, InvalidInput, clip_message
+from bizra_nb.url_login import login as _login, public_url  # public_url stays importable from here
 
 MIN_DURATION = 60.0  # seconds
 MAX_DURATION = 30 * 86400.0
@@ -285,22 +285,6 @@ def matching_silences(silences: Iterable[dict], label_sets: Iterable[dict[str, s
         if candidates:
             matched.append(silence)
     return matched, True
-
-
-def public_url(url: str) -> str:
-    """``url`` without its login (``http://user:password@host:9093/x`` → ``http://host:9093/x``), to show."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def _login(url: str) -> tuple[str, str] | None:
-    """The (user, password) in ``url``, decoded; None when it has none."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return None
-    return unquote(parts.username or ""), unquote(parts.password or "")
 
 
 def iso(seconds: float | None) -> str | None:

@@ -12,7 +12,6 @@ from a dataset file or, later, PromQL. The score over time uses the formula of
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,14 +183,6 @@ def legacy_targets(slos: list, line: float) -> dict:
     return out
 
 
-def _pct(ratio: float, target: float | None = None) -> str:
-    """A ratio as a percentage with the decimals its target needs: 0.99937 vs 0.999 → ``99.937 %``."""
-    decimals = 2
-    if target is not None and 0 < target < 1:
-        decimals = min(6, max(2, int(np.ceil(round(-np.log10(1 - target), 6)))))
-    return f"{ratio * 100:.{decimals}f} %"
-
-
 def slo_reason(budget) -> str | None:
     """One plain sentence on an SLO that is not met or could not be measured (None when met)."""
     if budget.error or budget.met is None:
@@ -201,10 +192,11 @@ def slo_reason(budget) -> str | None:
     if budget.met:
         return None
     from bizra_nb.slo_budget import budget_percent
+    from bizra_nb.summaries import _percent
 
     consumed = "" if budget.consumed is None else f" ({budget_percent(budget.consumed)} of its error budget consumed)"
-    return (f"{budget.display_name}: {_pct(budget.attainment, budget.target)} attained, under its "
-            f"{_pct(budget.target, budget.target)} target{consumed}")
+    return (f"{budget.display_name}: {_percent(budget.attainment, budget.target)} attained, under its "
+            f"{_percent(budget.target, budget.target)} target{consumed}")
 
 
 def audit_month(frame: pd.DataFrame, month: str, *, slos: list | None = None, slo: dict | None = None,
@@ -365,7 +357,7 @@ def _slo_dict(budget, specs: list) -> dict:
 
 def spec_files(slos: list) -> list[str]:
     """The files the SLOs were read from, in order, each once (``""`` left out)."""
-    return list(dict.fromkeys(s.source for s in slos if getattr(s, "source", "")))
+    return list(dict.fromkeys(s.source for s in slos if s.source))
 
 
 def shown_path(path: str | Path) -> str:
@@ -405,17 +397,15 @@ def spec_fingerprints(slos: list) -> list[dict]:
     -------
     list[dict]
         In the order of :func:`spec_files`: ``path`` as :func:`shown_path` shows it, ``sha256`` the hex
-        SHA-256 of the file's bytes (None when it can no longer be read). SLOs built in code, without a
-        source file, add nothing.
+        SHA-256 of the bytes the SLOs were parsed from (their ``source_sha256``: the file as it was read, not
+        as it is now; None when no SLO of it carries one). SLOs built in code, without a source file, add
+        nothing.
     """
-    out = []
-    for source in spec_files(slos):
-        try:
-            digest = hashlib.sha256(Path(source).expanduser().read_bytes()).hexdigest()
-        except OSError:
-            digest = None
-        out.append({"path": shown_path(source), "sha256": digest})
-    return out
+    digests: dict[str, str] = {}
+    for s in slos:
+        if s.source and s.source_sha256:
+            digests.setdefault(s.source, s.source_sha256)
+    return [{"path": shown_path(source), "sha256": digests.get(source)} for source in spec_files(slos)]
 
 
 def load_spec(slo_spec: str = "") -> list:

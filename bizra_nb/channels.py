@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from bizra_nb.notify import Channel, Event, email_message, one_line, slack_body, webhook_body
+from bizra_nb.errors import one_line
+from bizra_nb.notify import Channel, Event, email_message, slack_body, webhook_body
 
 log = logging.getLogger("bizra.notify")
 
@@ -106,22 +107,23 @@ def send_email(message: EmailMessage, config: SmtpConfig) -> None:
 
 def report_attachment(report: Path, *, max_bytes: int = MAX_ATTACHMENT) -> tuple[str, bytes, str] | None:
     """Blocking: the audit's report to attach, ``(name, content, MIME type)``: a PDF when
-    :func:`bizra_nb.pdf.html_to_pdf` can print it (Chromium is there) (made once, kept next to report.html), else
-    the report.html; None when it is missing or larger than ``max_bytes`` (then only linked)."""
-    pdf = report.with_suffix(".pdf")
+    :func:`bizra_nb.pdf.ensure_pdf` can print it (Chromium is there) (made once, kept next to report.html, never
+    printed by two at once nor read through a link), else the report.html; None when it is missing or larger
+    than ``max_bytes`` (then only linked)."""
     try:
-        from bizra_nb.pdf import html_to_pdf
+        from bizra_nb.pdf import ensure_pdf
 
-        if not pdf.is_file() or pdf.stat().st_mtime < report.stat().st_mtime:
-            html_to_pdf(report, pdf, timeout=PDF_TIMEOUT)
-        chosen, mimetype = pdf, "application/pdf"
+        data = ensure_pdf(report, timeout=PDF_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - no pdf module, no Chromium, a print that failed: the HTML then
         log.info("attaching %s as HTML (no PDF: %s)", report, exc)
-        chosen, mimetype = report, "text/html"
-    try:
-        if chosen.stat().st_size > max_bytes:
+    else:
+        if data is None or len(data) > max_bytes:  # a link put there, no file: not attached, as a read error
             return None
-        return chosen.name, chosen.read_bytes(), mimetype
+        return report.with_suffix(".pdf").name, data, "application/pdf"
+    try:
+        if report.stat().st_size > max_bytes:
+            return None
+        return report.name, report.read_bytes(), "text/html"
     except OSError:
         return None
 
@@ -156,11 +158,15 @@ class Deliverer:
             Where: email, slack or webhook.
         """
         reason = "not attempted"
+        attachment = None  # made once for all the attempts: a PDF is printed (Chromium) at most once
+        if channel.type == "email" and self.smtp is not None and event.attachment is not None:
+            attachment = await asyncio.get_running_loop().run_in_executor(self._pool, report_attachment,
+                                                                           event.attachment)
         for attempt in range(len(self.delays) + 1):
             if attempt:
                 await asyncio.sleep(self.delays[attempt - 1])
             try:
-                await self.send_once(event, channel)
+                await self.send_once(event, channel, attachment=attachment)
                 if attempt:
                     log.info("notification %s to %s delivered at attempt %d", event.name, channel.name, attempt + 1)
                 return True
@@ -175,12 +181,13 @@ class Deliverer:
             self.keeper.record_violation("silent_failure", detail)
         return False
 
-    async def send_once(self, event: Event, channel: Channel) -> None:
-        """One attempt. Raises :class:`DeliveryFailed`."""
+    async def send_once(self, event: Event, channel: Channel, *,
+                        attachment: tuple[str, bytes, str] | None = None) -> None:
+        """One attempt; an email carries ``attachment`` (:func:`report_attachment`). Raises :class:`DeliveryFailed`."""
         if channel.type == "email":
             if self.smtp is None:
                 raise DeliveryFailed("no SMTP server is configured (--smtp-host)", permanent=True)
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._send_email, event, channel)
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._send_email, event, channel, attachment)
             return
         body = slack_body(event) if channel.type == "slack" else webhook_body(event)
         try:
@@ -195,8 +202,7 @@ class Deliverer:
         permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
         raise DeliveryFailed(f"HTTP {response.status_code}: {one_line(response.text, 200)}", permanent=permanent)
 
-    def _send_email(self, event: Event, channel: Channel) -> None:
-        attachment = report_attachment(event.attachment) if event.attachment is not None else None
+    def _send_email(self, event: Event, channel: Channel, attachment: tuple[str, bytes, str] | None) -> None:
         message = email_message(event, sender=channel.sender or self.smtp.sender, to=channel.to, attachment=attachment)
         send_email(message, self.smtp)
 

@@ -25,7 +25,6 @@ MAX_SUMMARY_BYTES = 2 << 20  # a summary.json larger than this is no run's: refu
 MAX_POINTS = 5000  # a figure's series longer than this is not drawn
 MAX_STEP_MINUTES = 31 * 1440  # a score series' step beyond a month is no step: the default (an hour) is drawn
 RUN_ID = re.compile(r"[0-9a-f]{6,32}")
-FINISHED = ("succeeded", "failed", "cancelled")
 LATENCIES = frozenset({"p50_ms", "p95_ms", "p99_ms", "max_ms"})  # a benchmark's HTTP latencies (successful answers)
 UNRELIABLE_ERROR_RATE = 0.5  # at or above it, a run's latencies describe too few answers to compare
 PERCENT = frozenset({"availability", "error_budget_used", "latency_attainment", "coverage", "error_rate",

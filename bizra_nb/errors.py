@@ -66,6 +66,28 @@ def excerpt(value: object, limit: int = 40) -> str:
     return shown if len(shown) <= limit else shown[:limit - 2] + "…" + shown[0]
 
 
+def one_line(text: object, limit: int = 200) -> str:
+    """``text`` on one line, clipped: each run of whitespace (CR and LF too) one space, the ends stripped, and
+    cut to ``limit`` characters ending with ``…`` when longer. Safe in a mail header.
+
+    Parameters
+    ----------
+    text
+        Any value: its ``str()``; None gives ``""``.
+    limit
+        Characters at most, the ``…`` included.
+
+    Examples
+    --------
+    >>> one_line("disk\\r\\n  full", 200)
+    'disk full'
+    >>> one_line("abcdef", 4)
+    'abc…'
+    """
+    value = " ".join(("" if text is None else str(text)).split())
+    return value if len(value) <= limit else value[:limit - 1] + "…"
+
+
 def clip_message(text: str, *, limit: int = 500, quoted: int = 40) -> str:
     """An error message from code we do not control, made safe to show without a token.
 

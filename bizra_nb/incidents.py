@@ -13,12 +13,11 @@ names of the runbook, then ``severity`` (critical → P1, warning → P2, info �
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bizra_nb.errors import BizraError, Conflict, InvalidInput
+from bizra_nb.errors import BizraError, Conflict, InvalidInput, one_line
 from bizra_nb.times import parse_time
 from bizra_nb.store import Store
 
@@ -285,7 +284,7 @@ def apply_alert_group(store: Store, group: AlertGroup, *, keeper=None) -> Webhoo
     create = None
     if group.firing:
         severity = most_severe(severity_from_labels(a.labels) for a in group.firing)
-        create = dict(title=_clip(group.title), severity=severity, status="open", service=group.service,
+        create = dict(title=one_line(group.title), severity=severity, status="open", service=group.service,
                       source="alertmanager", opened_at=min(a.starts_at for a in group.firing), alerts=alerts_doc,
                       labels=group.common_labels, annotations=group.common_annotations, receiver=group.receiver)
 
@@ -329,11 +328,11 @@ def alert_group_summary(group: AlertGroup, incident: dict | None = None, *, max_
     alertname = group.common_labels.get("alertname") or group.group_labels.get("alertname") or (
         group.alerts[0].labels.get("alertname") if group.alerts else None)
     summary: dict[str, Any] = {
-        "alertname": _clip(alertname, 200) if alertname else None, "status": group.status,
+        "alertname": one_line(alertname, 200) if alertname else None, "status": group.status,
         "firing": len(group.firing), "resolved": len(group.alerts) - len(group.firing),
-        "labels": {_clip(k, 100): _clip(v, 200) for k, v in labels.items()},
-        "alerts": [{"fingerprint": _clip(a.fingerprint, 100), "status": a.status,
-                    "alertname": _clip(a.labels.get("alertname", ""), 200)} for a in group.alerts[:max_alerts]],
+        "labels": {one_line(k, 100): one_line(v, 200) for k, v in labels.items()},
+        "alerts": [{"fingerprint": one_line(a.fingerprint, 100), "status": a.status,
+                    "alertname": one_line(a.labels.get("alertname", ""), 200)} for a in group.alerts[:max_alerts]],
     }
     if len(group.common_labels) > max_labels:
         summary["labels_omitted"] = len(group.common_labels) - max_labels
@@ -342,8 +341,3 @@ def alert_group_summary(group: AlertGroup, incident: dict | None = None, *, max_
     if incident is not None:
         summary["severity"] = incident.get("severity")
     return summary
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"

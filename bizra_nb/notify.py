@@ -35,7 +35,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from bizra_nb.errors import InvalidSetting
+from bizra_nb.errors import InvalidSetting, one_line
 from bizra_nb.incidents import SEVERITIES
 from bizra_nb.runner import KINDS
 
@@ -55,7 +55,6 @@ KEY_FIGURES = {  # summary.json keys shown first, by run kind; other scalar valu
 }
 PERCENT = {"availability", "error_budget_used", "latency_attainment", "coverage", "error_rate"}
 MAX_FIGURES = 10
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -298,12 +297,6 @@ def _url_problem(url: str) -> str:
 
 def _is_address(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", value) is not None
-
-
-def one_line(text: Any, limit: int = 200) -> str:
-    """``text`` on one line (no CR/LF: safe in a mail header), clipped to ``limit`` characters with ``…``."""
-    value = _SPACE.sub(" ", "" if text is None else str(text)).strip()
-    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def iso(ts: float | None) -> str | None:

@@ -67,7 +67,8 @@ def describe_parameters(declared: dict[str, dict]) -> str:
     return ", ".join(f"{n} ({p['inferred_type_name']})" for n, p in declared.items()) or "none"
 
 
-def check_parameters(path: Path, parameters: dict[str, Any], *, confine: dict | None = None) -> dict[str, Any]:
+def check_parameters(path: Path, parameters: dict[str, Any], *, confine: dict | None = None,
+                     declared: dict[str, dict] | None = None) -> dict[str, Any]:
     """Parameters after validation; names the notebook does not declare are rejected, never injected.
 
     Papermill writes parameter *names* into code verbatim, so a name must be a
@@ -83,6 +84,8 @@ def check_parameters(path: Path, parameters: dict[str, Any], *, confine: dict | 
     confine
         Keywords of :func:`confine_parameters` (``data_dir``, ``allowed_sources``): a
         server call, whose path and URL values are confined. None (the CLI): no confinement.
+    declared
+        The notebook's :func:`declared_parameters`, when the caller has them (None: read from ``path``).
 
     Raises
     ------
@@ -91,7 +94,7 @@ def check_parameters(path: Path, parameters: dict[str, Any], *, confine: dict | 
     """
     if not isinstance(parameters, dict):
         raise InvalidInput("parameters must be an object of name: value", field="parameters")
-    declared = declared_parameters(path)
+    declared = declared_parameters(path) if declared is None else declared
     allowed = describe_parameters(declared)
     checked: dict[str, Any] = {}
     for name, value in parameters.items():

@@ -6,14 +6,21 @@ figures finish drawing, and prints on A4 (a print stylesheet, :data:`PRINT_CSS`,
 report in the print's own temporary folder: the report on disk is not changed). Each print gets a throwaway profile folder and is killed, with all
 its processes, when it overruns its timeout. ``BIZRA_CHROMIUM`` names the binary (a path, or empty or
 ``none`` for "no Chromium here"); by default the first of :data:`NAMES` on the ``PATH``.
+
+:func:`ensure_pdf` is what the server's ``/reports/…/report.pdf`` and the audit emails share: the report's
+PDF kept next to it, printed again when report.html is newer, never two Chromiums on one file in the
+process, and read without following a link.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 from bizra_nb.errors import InvalidInput, Unavailable
@@ -128,6 +135,86 @@ def html_to_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout: float =
         tmp.unlink(missing_ok=True)
         raise Unavailable(f"could not write the PDF to {target.name}: {exc.strerror}", field="pdf_path") from None
     return target
+
+
+_printing: dict[str, list] = {}  # PDF path -> [its lock, threads holding or awaiting it]; gone when none
+_printing_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_print(key: str):
+    """Hold ``key``'s lock (one Chromium per file in the process, whoever asks); forgotten when no thread holds
+    or awaits it."""
+    with _printing_guard:
+        entry = _printing.setdefault(key, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _printing_guard:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _printing[key]
+
+
+def ensure_pdf(html_path: str | Path, *, timeout: float | None = None) -> bytes | None:
+    """Blocking: the bytes of ``html_path``'s PDF (``report.html`` → ``report.pdf`` beside it), printed by
+    :func:`html_to_pdf` first when it is not :func:`is_fresh`, read with :func:`read_pdf` (never through a link).
+
+    One print per PDF at a time in the process: a second caller for the same file waits, then reads the first
+    one's print.
+
+    Parameters
+    ----------
+    html_path
+        A report (self-contained HTML).
+    timeout
+        Seconds for Chromium (None: :func:`html_to_pdf`'s default).
+
+    Returns
+    -------
+    bytes or None
+        The PDF; None when the file there is a link, not a regular file, or gone (put there since the print).
+
+    Raises
+    ------
+    Unavailable, InvalidInput
+        As :func:`html_to_pdf`, when the PDF had to be printed.
+    """
+    html = Path(html_path)
+    target = html.with_suffix(".pdf")
+    with _one_print(str(target.parent.resolve() / target.name)):
+        if not is_fresh(target, html):
+            html_to_pdf(html, target, **({} if timeout is None else {"timeout": timeout}))
+        return read_pdf(target)
+
+
+def is_fresh(pdf_path: str | Path, html_path: str | Path) -> bool:
+    """Whether ``pdf_path`` was printed from the current ``html_path``: a non-empty regular file (not a link),
+    not older than the HTML."""
+    try:
+        info = os.lstat(pdf_path)
+        return stat.S_ISREG(info.st_mode) and info.st_mtime >= os.stat(html_path).st_mtime and info.st_size > 0
+    except OSError:
+        return False
+
+
+def read_pdf(pdf_path: str | Path) -> bytes | None:
+    """The bytes of ``pdf_path`` opened without following a link (O_NOFOLLOW); None when it is a link (one
+    put there since :func:`is_fresh` looked), no regular file, or gone."""
+    try:
+        fd = os.open(pdf_path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
 
 
 def print_html(page: str) -> str:

@@ -291,11 +291,11 @@ class Runner:
         """
         self.executor.check()
         path = resolve_notebook(notebook, self.notebooks_dir)
+        declared = declared_parameters(path)  # read once: the defaults, the check and the preflight use it
         if defaults and isinstance(parameters, dict):
-            declared = declared_parameters(path)
             parameters = {**{k: v for k, v in defaults.items() if k in declared}, **parameters}
-        checked = _scheduled(path.stem, check_parameters(path, parameters or {}, confine=confine))
-        preflight(declared_parameters(path), checked,  # a missing file, a silent URL: refused, nothing recorded
+        checked = _scheduled(path.stem, check_parameters(path, parameters or {}, confine=confine, declared=declared))
+        preflight(declared, checked,  # a missing file, a silent URL: refused, nothing recorded
                   base=self._store_environment().get("BIZRA_DATA_DIR"))  # where the worker looks
         run_id = uuid.uuid4().hex[:10]
         kind = kind or KINDS.get(path.stem, "other")

@@ -36,11 +36,8 @@ import pandas as pd
 
 from bizra_nb import slo_spec
 from bizra_nb.errors import BizraError
-from bizra_nb.slo_prometheus import (  # noqa: F401 - the Prometheus constants and safe_url stay importable here
-    CACHE_SECONDS, EVALUATION_DEADLINE, MAX_CONCURRENT, QUERY_TIMEOUT, Measurement, measure, safe_url, slice_length,
-    timesliced,
-)
-from bizra_nb.slo_spec import BURN_ALERTS, SLO, WINDOWS
+from bizra_nb.slo_prometheus import QUERY_TIMEOUT, Measurement, measure, slice_length
+from bizra_nb.slo_spec import BURN_ALERTS, SLO, WINDOWS, timesliced
 from bizra_nb.sources import to_timestamp
 
 DERIVED_COLUMNS = ("ahsan_score_5m",)  # computed from the platform frame (platform_metrics.score_over_time)
@@ -142,10 +139,6 @@ class _NoNumber(Exception):
 # -- the shared arithmetic ---------------------------------------------------------------------------------------
 
 
-def _describe(slo: SLO) -> str:
-    return slo.window.describe()
-
-
 def _budget(slo: SLO) -> float:
     """1 − target, rounded so that 1 − 0.999 is 0.001 (not 0.0010000000000000009): 10 of 10 allowed is exhausted."""
     return round(1.0 - slo.target, 12)
@@ -166,8 +159,8 @@ def _slice_words(slice_: pd.Timedelta) -> tuple[str, str]:
 def _empty(slo: SLO, start, end, period, *, source: str, error: str | None = None, as_of=None) -> Budget:
     period_start, period_end = period
     return Budget(slo=slo.name, display_name=slo.display_name, service=slo.service, target=slo.target,
-                  window=_describe(slo), budgeting=slo.budgeting, start=start, end=end, period_start=period_start,
-                  period_end=period_end, source=source, error=error, as_of=as_of,
+                  window=slo.window.describe(), budgeting=slo.budgeting, start=start, end=end,
+                  period_start=period_start, period_end=period_end, source=source, error=error, as_of=as_of,
                   explanation="" if error is None else f"No figures: {error}")
 
 
@@ -192,22 +185,18 @@ def _finish(budget: Budget, slo: SLO, *, total=None, measured=None, bad=None, ra
     budget.alerting = _alerting(budget.burn_rates)
     if slo.indicator.kind == "error_ratio":
         if ratio is None:
-            budget.error = f"no data for {slo.name} between {_when(budget.start)} and {_when(budget.end)}"
-            budget.explanation = f"No figures: {budget.error}"
-            return budget
+            return _failed(budget, _no_data(slo, budget))
         budget.attainment = 1.0 - ratio
         budget.consumed = ratio / _budget(slo)
         budget.remaining = 1.0 - budget.consumed
         budget.met = budget.attainment >= slo.target
         budget.explanation = note + (
             f"An error ratio of {_percent(ratio)} against a budget of {_percent(_budget(slo))} "
-            f"({_target(slo.target)} target); {_consumed_words(budget.consumed, budget.remaining)}.")
+            f"({_percent(slo.target)} target); {_consumed_words(budget.consumed, budget.remaining)}.")
         return budget
     if not measured:
-        budget.error = f"no data for {slo.name} between {_when(budget.start)} and {_when(budget.end)}"
-        budget.explanation = f"No figures: {budget.error}"
         budget.total, budget.measured = total, measured
-        return budget
+        return _failed(budget, _no_data(slo, budget))
     estimated = False
     share = _elapsed_share(budget)
     if not timesliced(slo) and slo.window.calendar and share is not None and share < 1:
@@ -228,6 +217,10 @@ def _finish(budget: Budget, slo: SLO, *, total=None, measured=None, bad=None, ra
     return budget
 
 
+def _no_data(slo: SLO, budget: Budget) -> str:
+    return f"no data for {slo.name} between {_when(budget.start)} and {_when(budget.end)}"
+
+
 def _elapsed_share(budget: Budget) -> float | None:
     """The share of the period the interval measured covers, when it runs from the period's start (else None)."""
     whole = budget.period_end - budget.period_start
@@ -246,28 +239,28 @@ def _explain(slo: SLO, b: Budget, *, no_data: float, future: float, about: bool,
         one, many = _slice_words(slice_length(slo))
         ind = slo.indicator
         if ind.kind == "threshold":
-            name = getattr(ind, "display_name", "") or ""
+            name = ind.display_name
             if worst:
                 what = f"the worst of {name} in it" if name else "its worst value"
             else:
                 what = name or "its value"
             condition = f"{what} is {_FAILING_WORDS[ind.op]} {ind.value:,g}"
         else:
-            condition = f"under {_target(slo.timeslice_target)} of its events are good"
+            condition = f"under {_percent(slo.timeslice_target)} of its events are good"
         extra = []
         if no_data:
             extra.append(f"{_count(no_data)} {many if no_data != 1 else one.split(' ', 1)[1]} had no data")
         if future:
             extra.append(f"{_count(future)} are still to come")
         bad += f" ({', '.join(extra)})" if extra else ""
-        text = (f"{one} is bad when {condition}: {_target(slo.target)} of {_count(b.total)} {many} allows "
+        text = (f"{one} is bad when {condition}: {_percent(slo.target)} of {_count(b.total)} {many} allows "
                 f"{_allowed(b.allowed)} bad {many}; {bad}; {_consumed_words(b.consumed, b.remaining)}.")
     elif estimated:
-        text = (f"{_target(slo.target)} of about {b.total:,.0f} requests this {_period_noun(slo)} at the rate so far "
+        text = (f"{_percent(slo.target)} of about {b.total:,.0f} requests this {_period_noun(slo)} at the rate so far "
                 f"({approx}{count(b.measured)} so far) allows {_allowed(b.allowed)} bad requests; {bad}; "
                 f"{_consumed_words(b.consumed, b.remaining)}.")
     else:
-        text = (f"{_target(slo.target)} of {approx}{count(b.total)} requests allows {_allowed(b.allowed)} bad "
+        text = (f"{_percent(slo.target)} of {approx}{count(b.total)} requests allows {_allowed(b.allowed)} bad "
                 f"requests; {bad}; {_consumed_words(b.consumed, b.remaining)}.")
     if about:
         text += " The counts are approximate: Prometheus rates extrapolate to the edges of the window."
@@ -286,11 +279,8 @@ def _allowed(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _target(t: float) -> str:
-    return f"{round(t * 100, 4):g} %"
-
-
 def _percent(r: float) -> str:
+    """A ratio or target as a percentage, up to 4 decimals: ``99.9 %``, ``0.0417 %``."""
     return f"{round(r * 100, 4):g} %"
 
 
@@ -317,10 +307,6 @@ def _coverage_note(first, last_end, start, end, step) -> str:
 
 
 # -- from a dataset frame ----------------------------------------------------------------------------------------
-
-
-def _duration(text: str) -> pd.Timedelta:
-    return slo_spec.duration(text)
 
 
 def _step(frame: pd.DataFrame) -> pd.Timedelta:
@@ -431,7 +417,7 @@ def budget_from_frame(slo: SLO, frame: pd.DataFrame, start, end, *, period=None)
             elapsed = math.floor((end - start) / slice_)
             total = math.floor((period[1] - period[0]) / slice_)
             for w in WINDOWS:
-                recent = _within(states, end - _duration(w), end)
+                recent = _within(states, end - slo_spec.duration(w), end)
                 seen = recent.notna().sum()
                 burn[w] = float(recent.sum() / seen) / _budget(slo) if seen else None
             return _finish(budget, slo, total=total, measured=measured, bad=bad, burn=burn,
@@ -440,8 +426,8 @@ def budget_from_frame(slo: SLO, frame: pd.DataFrame, start, end, *, period=None)
         bad, total = _ratio_counts(slo, frame)
         b, t = _within(bad, start, end), _within(total, start, end)
         for w in WINDOWS:
-            rt = _within(total, end - _duration(w), end).sum()
-            burn[w] = float(_within(bad, end - _duration(w), end).sum() / rt) / _budget(slo) if rt > 0 else None
+            rt = _within(total, end - slo_spec.duration(w), end).sum()
+            burn[w] = float(_within(bad, end - slo_spec.duration(w), end).sum() / rt) / _budget(slo) if rt > 0 else None
         if slo.indicator.kind == "error_ratio":
             return _finish(budget, slo, ratio=float(b.sum() / t.sum()) if t.sum() > 0 else None, burn=burn, note=note)
         return _finish(budget, slo, total=float(t.sum()), measured=float(t.sum()), bad=float(b.sum()), burn=burn,
@@ -619,8 +605,8 @@ def status(slos: Sequence[SLO], source: str, *, at=None, timeout: float = QUERY_
     timeout
         Seconds per Prometheus query.
     deadline
-        Seconds for all the Prometheus queries (default :data:`EVALUATION_DEADLINE`); past it, every budget's
-        error says Prometheus did not answer all queries in time.
+        Seconds for all the Prometheus queries (default :data:`bizra_nb.slo_prometheus.EVALUATION_DEADLINE`);
+        past it, every budget's error says Prometheus did not answer all queries in time.
 
     Returns
     -------
@@ -635,13 +621,14 @@ def status(slos: Sequence[SLO], source: str, *, at=None, timeout: float = QUERY_
         ``at`` is not a time (naming ``at``).
     """
     at = to_timestamp(at, name="at") if at is not None else pd.Timestamp.now(tz="UTC").floor("s")
+    if source and not _is_url(source):
+        return _dataset_status(slos, source, at)
+    periods = [_period(s.window, at) for s in slos]
     if not source:
-        return [_failed(_empty(s, *_period(s.window, at), _period(s.window, at), source="dataset", as_of=at),
-                        NO_SOURCE) for s in slos]
-    if _is_url(source):
-        return _prometheus_budgets([(s, _period(s.window, at)[0], at, _period(s.window, at)) for s in slos], source,
-                                   timeout=timeout, deadline=deadline, as_of=at)
-    return _dataset_status(slos, source, at)
+        return [_failed(_empty(s, *period, period, source="dataset", as_of=at), NO_SOURCE)
+                for s, period in zip(slos, periods)]
+    return _prometheus_budgets([(s, period[0], at, period) for s, period in zip(slos, periods)], source,
+                               timeout=timeout, deadline=deadline, as_of=at)
 
 
 def _prometheus_budgets(jobs: list, url: str, *, timeout: float, deadline: float | None = None,
@@ -670,8 +657,8 @@ def _dataset_status(slos: Sequence[SLO], source: str, at: pd.Timestamp) -> list[
             as_of = min(at, frame.index.max() + _step(frame))
             periods = {s.name: _period(s.window, as_of) for s in slos}
     except BizraError as exc:
-        return [_failed(_empty(s, *_period(s.window, at), _period(s.window, at), source="dataset", as_of=at),
-                        exc.message) for s in slos]
+        return [_failed(_empty(s, *period, period, source="dataset", as_of=at), exc.message)
+                for s, period in ((s, _period(s.window, at)) for s in slos)]
     stale = at - as_of > STALE_AFTER  # as_of is where the data ends when that is before `at`
     budgets = []
     for slo in slos:
@@ -728,7 +715,7 @@ def _hours(delta: pd.Timedelta) -> str:
 
 def _period_words(budget: Budget) -> tuple[str, str]:
     """("November 2026", "calendar month, target 99.9 %") or ("the 28 days to 2026-11-05 15:00 UTC", "target …")."""
-    target = f"target {_target(budget.target)}"
+    target = f"target {_percent(budget.target)}"
     if budget.window == "calendar month":
         return budget.period_start.strftime("%B %Y"), f"calendar month, {target}"
     length = budget.window.removeprefix("rolling ")

@@ -62,6 +62,8 @@ ALERT_LEVELS = {"page": {"severity": "critical", "priority": "P1"},
 DEFAULT_ALERT_NAMES = {"page": "ErrorBudgetBurnPage", "ticket": "ErrorBudgetBurnTicket"}
 DEFAULT_RUNBOOK_URL = "docs/runbook.md#errorbudgetburn"
 OPS = ("lt", "lte", "gt", "gte")  # OpenSLO's operators: the good side of a threshold
+FAILING = {"lte": ">", "lt": ">=", "gte": "<", "gt": "<="}  # each operator's bad side, as PromQL compares
+DEFAULT_SLICE = "1m"  # a Timeslices SLO's time slice when the spec names none
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ class SLO:
     disabled_alerts: frozenset = frozenset()  # subset of {"page", "ticket"}
     runbook_url: str = DEFAULT_RUNBOOK_URL
     source: str = ""  # the file it was read from (for messages)
+    # the hex SHA-256 of the bytes it was parsed from ("" when built in code); provenance, not part of the SLO:
+    # two SLOs read alike from different bytes compare equal
+    source_sha256: str = field(default="", compare=False)
     # Sloth's page_alert / ticket_alert labels and annotations, for that alert only: {"page": {...}, "ticket": {...}}
     alert_labels: dict = field(default_factory=dict)
     alert_annotations: dict = field(default_factory=dict)
@@ -128,6 +133,12 @@ class SLO:
     def budget(self) -> float:
         """The error budget as a ratio: 1 − target."""
         return 1.0 - self.target
+
+
+def timesliced(slo: SLO) -> bool:
+    """Whether the SLO counts bad time slices: ``Timeslices`` budgeting, or a threshold indicator (it has no
+    event counts)."""
+    return slo.budgeting == "Timeslices" or slo.indicator.kind == "threshold"
 
 
 #: values echoed in an error message are cut to this many characters

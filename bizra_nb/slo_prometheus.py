@@ -10,12 +10,11 @@ with ``error`` set (naming the URL without credentials), never an exception.
 
 This module returns raw measurements (counts and error ratios); :mod:`bizra_nb.slo_budget` turns them into
 budgets. It does not import that module (the arrows point one way): what both need about an SLO's budgeting
-(:func:`timesliced`, :func:`slice_length`) lives here.
+lives here (:func:`slice_length`) or in the model (:func:`~bizra_nb.slo_model.timesliced`).
 """
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,15 +25,15 @@ import httpx
 import pandas as pd
 
 from bizra_nb import slo_spec
-from bizra_nb.slo_spec import SLO, WINDOWS
+from bizra_nb.slo_fields import WINDOW_VAR
+from bizra_nb.slo_spec import DEFAULT_SLICE, FAILING, SLO, WINDOWS, timesliced
+from bizra_nb.url_login import login, public_url
 
 QUERY_TIMEOUT = 10.0  # seconds per Prometheus query
 EVALUATION_DEADLINE = 15.0  # seconds for all the Prometheus queries of one call (the gate must answer in time)
 MAX_CONCURRENT = 6  # Prometheus queries in flight per call
 CACHE_SECONDS = 600.0  # how long the counts of whole past days are reused (late data shows within this)
 FRESH_WINDOWS = ("5m", "1h")  # a status with no data in both of these windows is stale (the source sees nothing now)
-FAILING = {"lte": ">", "lt": ">=", "gte": "<", "gt": "<="}  # the bad side of each operator
-_WINDOW_VAR = re.compile(r"\{\{\s*\.window\s*\}\}")
 _CACHE_SIZE = 256
 _cache: dict[tuple, tuple[float, float | None]] = {}
 _cache_lock = threading.Lock()
@@ -65,14 +64,9 @@ class Measurement:
     fresh: bool | None = None
 
 
-def timesliced(slo: SLO) -> bool:
-    """Budgeted by time slices (a threshold indicator always is: it has no event counts)."""
-    return slo.budgeting == "Timeslices" or slo.indicator.kind == "threshold"
-
-
 def slice_length(slo: SLO) -> pd.Timedelta:
-    """The SLO's time slice (``1m`` when the spec names none)."""
-    return slo_spec.duration(slo.timeslice_window or "1m")
+    """The SLO's time slice (:data:`~bizra_nb.slo_model.DEFAULT_SLICE` when the spec names none)."""
+    return slo_spec.duration(slo.timeslice_window or DEFAULT_SLICE)
 
 
 def safe_url(url: str) -> str:
@@ -94,7 +88,8 @@ def measure(jobs: list, url: str, *, timeout: float = QUERY_TIMEOUT, deadline: f
     jobs
         ``(slo, start, end, (period_start, period_end))`` with UTC Timestamps.
     url
-        The Prometheus HTTP API base URL (``user:password@`` in it is sent as basic auth, never shown).
+        The Prometheus HTTP API base URL (``user:password@`` in it is sent as basic auth, never shown nor put in
+        the URL requested).
     timeout
         Seconds per query.
     deadline
@@ -139,10 +134,6 @@ def _measurement(slo: SLO, results: dict, start, end, period) -> Measurement:
     return m
 
 
-def _fill(query: str, window: str) -> str:
-    return _WINDOW_VAR.sub(window, query)
-
-
 def _range(start, end) -> str:
     """A PromQL range covering ``(start, end]`` exactly: a subquery's range includes both ends, so 1 ms less."""
     return f"{max(1, int(round((end - start).total_seconds() * 1000)) - 1)}ms"
@@ -153,9 +144,10 @@ def _seconds(start, end) -> int:
 
 
 def _error_ratio(ind, window: str) -> str:
+    total = ind.total.replace(WINDOW_VAR, window)
     if ind.bad:
-        return f"((sum({_fill(ind.bad, window)}) or vector(0)) / sum({_fill(ind.total, window)}))"
-    return f"(1 - (sum({_fill(ind.good, window)}) or vector(0)) / sum({_fill(ind.total, window)}))"
+        return f"((sum({ind.bad.replace(WINDOW_VAR, window)}) or vector(0)) / sum({total}))"
+    return f"(1 - (sum({ind.good.replace(WINDOW_VAR, window)}) or vector(0)) / sum({total}))"
 
 
 def _fresh_query(slo: SLO) -> str:
@@ -167,8 +159,8 @@ def _fresh_query(slo: SLO) -> str:
     """
     ind = slo.indicator
     source = ind.query if ind.kind in ("error_ratio", "threshold") else ind.total
-    if _WINDOW_VAR.search(source):
-        return " or ".join(f"count({_fill(source, w)})" for w in FRESH_WINDOWS)
+    if WINDOW_VAR in source:
+        return " or ".join(f"count({source.replace(WINDOW_VAR, w)})" for w in FRESH_WINDOWS)
     longest = FRESH_WINDOWS[-1]
     return f"count({source}) or count(count_over_time(({source})[{longest}:1m]))"
 
@@ -183,23 +175,23 @@ def _queries(slo: SLO, start, end, *, fresh: bool = False) -> dict[str, tuple[st
     queries = {"fresh": (_fresh_query(slo), end, False)} if fresh else {}
     ind = slo.indicator
     if ind.kind == "error_ratio":
-        queries["ratio"] = (_fill(ind.query, f"{_seconds(start, end)}s"), end, False)
-        queries.update({f"burn:{w}": (_fill(ind.query, w), end, False) for w in WINDOWS})
+        queries["ratio"] = (ind.query.replace(WINDOW_VAR, f"{_seconds(start, end)}s"), end, False)
+        queries.update({f"burn:{w}": (ind.query.replace(WINDOW_VAR, w), end, False) for w in WINDOWS})
         return queries
     if ind.kind == "ratio" and not timesliced(slo):
         period = f"{_seconds(start, end)}s"
-        queries["total"] = (f"sum({_fill(ind.total, period)})", end, False)
+        total = f"sum({ind.total.replace(WINDOW_VAR, period)})"
+        queries["total"] = (total, end, False)
         if ind.bad:
-            queries["bad"] = (f"sum({_fill(ind.bad, period)})", end, False)
+            queries["bad"] = (f"sum({ind.bad.replace(WINDOW_VAR, period)})", end, False)
         else:
-            queries["bad"] = (f"sum({_fill(ind.total, period)}) - (sum({_fill(ind.good, period)}) or vector(0))",
-                              end, False)
+            queries["bad"] = (f"{total} - (sum({ind.good.replace(WINDOW_VAR, period)}) or vector(0))", end, False)
         for w in WINDOWS:
             queries[f"burn:{w}"] = (_error_ratio(ind, w), end, False)
         return queries
     window = f"{int(slice_length(slo).total_seconds())}s"
     if ind.kind == "threshold":
-        present = f"(({_fill(ind.query, window)}) >= -Inf)"  # drops NaN (no data)
+        present = f"(({ind.query.replace(WINDOW_VAR, window)}) >= -Inf)"  # drops NaN (no data)
         # one value per slice: a query keeping labels has several series; bad when any is (none: no data)
         bad = f"max({present} {FAILING[ind.op]} bool {ind.value!r})"
     else:
@@ -254,7 +246,12 @@ def _run_queries(url: str, queries: dict, *, timeout: float, deadline: float | N
     and none is sent once it has passed.
     """
     shown = safe_url(url)
-    endpoint = url.rstrip("/") + "/api/v1/query"
+    try:
+        base, credentials = public_url(url), login(url)
+    except ValueError:  # not a URL: httpx refuses it below, as before
+        base, credentials = url, None
+    endpoint = base.rstrip("/") + "/api/v1/query"  # the login goes as basic auth, never in a URL httpx logs
+    auth = httpx.BasicAuth(*credentials) if credentials and any(credentials) else None
     down: list[_QueryFailed] = []
     lock = threading.Lock()
     allowed = EVALUATION_DEADLINE if deadline is None else float(deadline)
@@ -294,7 +291,7 @@ def _run_queries(url: str, queries: dict, *, timeout: float, deadline: float | N
             down.append(failure)
         return failure
 
-    with httpx.Client(timeout=timeout) as client, \
+    with httpx.Client(timeout=timeout, auth=auth) as client, \
             ThreadPoolExecutor(max_workers=max(1, min(MAX_CONCURRENT, len(queries)))) as pool:
         futures = {key: pool.submit(one, *spec) for key, spec in queries.items()}
         return {key: future.result() for key, future in futures.items()}

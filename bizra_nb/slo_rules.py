@@ -38,10 +38,10 @@ from typing import Iterable
 
 import yaml
 
-from bizra_nb.slo_spec import ALERT_LEVELS, BURN_ALERTS, SLO, WINDOWS, duration
+from bizra_nb.slo_fields import WINDOW_VAR
+from bizra_nb.slo_spec import (ALERT_LEVELS, BURN_ALERTS, DEFAULT_SLICE, FAILING, SLO, WINDOWS, duration,
+                               timesliced)
 
-WINDOW_PLACEHOLDER = re.compile(r"\{\{-?\s*\.window\s*-?\}\}")
-_FAILING = {"lte": ">", "lt": ">=", "gte": "<", "gt": "<="}  # the good side → the comparison of a bad slice
 _WORDS = {"5m": "5 m", "30m": "30 m", "1h": "1 h", "2h": "2 h", "6h": "6 h", "1d": "1 day", "3d": "3 days"}
 
 
@@ -72,11 +72,6 @@ def promql_string(value: str) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def with_window(query: str, window: str) -> str:
-    """The query with ``{{.window}}`` replaced by ``window``."""
-    return WINDOW_PLACEHOLDER.sub(window, query.strip())
-
-
 def _days(value: float) -> str:
     text = f"{value:.1f}".removesuffix(".0")
     return f"{text} day" if text == "1" else f"{text} days"
@@ -97,9 +92,10 @@ def _slice_error(slo: SLO) -> str:
     when any of its series is (``max``): as /slo and the audit count it (:mod:`bizra_nb.slo_budget`).
     """
     ind = slo.indicator
-    window = slo.timeslice_window or "1m"
+    window = slo.timeslice_window or DEFAULT_SLICE
     if ind.kind == "threshold":
-        return f"max((({with_window(ind.query, window)}) >= -Inf) {_FAILING[ind.op]} bool {number(ind.value)})"
+        return (f"max((({ind.query.replace(WINDOW_VAR, window)}) >= -Inf) {FAILING[ind.op]} bool "
+                f"{number(ind.value)})")
     allowed = 1.0 - (slo.timeslice_target if slo.timeslice_target is not None else slo.target)
     return f"(({_error_ratio(slo, window)}) >= -Inf) > bool {number(allowed)}"
 
@@ -108,20 +104,11 @@ def _error_ratio(slo: SLO, window: str) -> str:
     """The share of bad events over ``window`` (ratio and error_ratio indicators)."""
     ind = slo.indicator
     if ind.kind == "error_ratio":
-        return with_window(ind.query, window)
+        return ind.query.replace(WINDOW_VAR, window)
+    total = ind.total.replace(WINDOW_VAR, window)
     if ind.bad:
-        return f"({with_window(ind.bad, window)})\n/\n({with_window(ind.total, window)})"
-    return f"1 - (\n  ({with_window(ind.good, window)})\n  /\n  ({with_window(ind.total, window)})\n)"
-
-
-def period_range(slo: SLO) -> str:
-    """The range of the period's recording: ``30d`` for a calendar month, else the rolling window."""
-    return slo.window.promql_range
-
-
-def timeslices(slo: SLO) -> bool:
-    """Whether the SLO counts bad time slices (a threshold indicator always does)."""
-    return slo.budgeting == "Timeslices" or slo.indicator.kind == "threshold"
+        return f"({ind.bad.replace(WINDOW_VAR, window)})\n/\n({total})"
+    return f"1 - (\n  ({ind.good.replace(WINDOW_VAR, window)})\n  /\n  ({total})\n)"
 
 
 def recording_rules(slo: SLO) -> list[dict]:
@@ -140,10 +127,10 @@ def recording_rules(slo: SLO) -> list[dict]:
     """
     labels = {"slo": slo.name, "service": slo.service}
     rules = []
-    if timeslices(slo):
+    if timesliced(slo):
         rules.append({"record": "slo:sli_breach:bool", "expr": _slice_error(slo), "labels": dict(labels)})
-    for window in (*WINDOWS, period_range(slo)):
-        if timeslices(slo):
+    for window in (*WINDOWS, slo.window.promql_range):
+        if timesliced(slo):
             expr = f"avg_over_time(slo:sli_breach:bool{_selector(slo)}[{window}])"
         else:
             expr = _error_ratio(slo, window)
@@ -162,8 +149,8 @@ def _conditions(kind: str) -> list:
 
 
 def _what(slo: SLO) -> str:
-    if timeslices(slo):
-        return f"share of bad {slo.timeslice_window or '1m'} time slices"
+    if timesliced(slo):
+        return f"share of bad {slo.timeslice_window or DEFAULT_SLICE} time slices"
     return "error ratio (bad events / all events)" if slo.indicator.kind == "ratio" else "error ratio"
 
 
@@ -345,7 +332,7 @@ def rule_file(slos: list[SLO], *, command: str) -> str:
         about = [f"{slo.name}: {number(slo.target)} over the {slo.window.describe()}, {slo.budgeting}, "
                  f"indicator {slo.indicator.kind}"]
         if slo.window.calendar:
-            about.append(f"the period's ratio_rate{period_range(slo)} stands in for the calendar month")
+            about.append(f"the period's ratio_rate{slo.window.promql_range} stands in for the calendar month")
         out.append(_comments(about, 4))
         out.append("    rules:\n")
         for rule in recording_rules(slo):

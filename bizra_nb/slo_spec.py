@@ -22,6 +22,8 @@ silently keep the last). An SLO name given twice, in one file or across the file
 """
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -29,17 +31,17 @@ import yaml
 
 from bizra_nb.errors import clip_message
 from bizra_nb.slo_fields import Doc, kind_of, show
-from bizra_nb.slo_model import (ALERT_LEVELS, BURN_ALERTS, DEFAULT_ALERT_NAMES, DEFAULT_RUNBOOK_URL, NAME,
-                                NAME_MAX, OPS, RESERVED_LABELS, SHOWN, SLO, WINDOWS, BurnAlert, Indicator,
-                                SpecError, Window, duration, find, window_bounds)
+from bizra_nb.slo_model import (ALERT_LEVELS, BURN_ALERTS, DEFAULT_ALERT_NAMES, DEFAULT_RUNBOOK_URL, DEFAULT_SLICE,
+                                FAILING, NAME, NAME_MAX, OPS, RESERVED_LABELS, SHOWN, SLO, WINDOWS, BurnAlert,
+                                Indicator, SpecError, Window, duration, find, timesliced, window_bounds)
 from bizra_nb.slo_openslo import read_openslo
 from bizra_nb.slo_sloth import read_sloth
 
 __all__ = [
     # the model, re-exported (bizra_nb.slo_model)
-    "ALERT_LEVELS", "BURN_ALERTS", "DEFAULT_ALERT_NAMES", "DEFAULT_RUNBOOK_URL", "NAME", "NAME_MAX", "OPS",
-    "RESERVED_LABELS", "SHOWN", "SLO", "WINDOWS", "BurnAlert", "Indicator", "SpecError", "Window", "duration",
-    "find", "window_bounds",
+    "ALERT_LEVELS", "BURN_ALERTS", "DEFAULT_ALERT_NAMES", "DEFAULT_RUNBOOK_URL", "DEFAULT_SLICE", "FAILING", "NAME",
+    "NAME_MAX", "OPS", "RESERVED_LABELS", "SHOWN", "SLO", "WINDOWS", "BurnAlert", "Indicator", "SpecError", "Window",
+    "duration", "find", "timesliced", "window_bounds",
     # reading spec files
     "MAX_PROBLEMS", "MAX_SPEC_BYTES", "default_spec_path", "load_specs", "parse_spec",
 ]
@@ -69,7 +71,7 @@ def load_specs(paths: Sequence[str | Path] = ()) -> list[SLO]:
     Returns
     -------
     list of SLO
-        In file order, then document order.
+        In file order, then document order; ``source_sha256``: the SHA-256 of the bytes of the file parsed.
 
     Raises
     ------
@@ -83,9 +85,9 @@ def load_specs(paths: Sequence[str | Path] = ()) -> list[SLO]:
     problems: list[str] = []
     slos: list[SLO] = []
     for path in chosen:
-        text = _read(Path(path), str(path), problems)
-        if text is not None:
-            slos.extend(_parse(text, str(path), problems))
+        data = _read(Path(path), str(path), problems)
+        if data is not None:
+            slos.extend(_parse(*data, str(path), problems))
     _check_unique(slos, problems)
     if problems:
         raise SpecError(_bounded(problems))
@@ -93,7 +95,8 @@ def load_specs(paths: Sequence[str | Path] = ()) -> list[SLO]:
 
 
 def parse_spec(text: str, source: str) -> list[SLO]:
-    """The SLOs of one spec file's ``text``; ``source`` names the file in messages.
+    """The SLOs of one spec file's ``text``; ``source`` names the file in messages, and each SLO's
+    ``source_sha256`` is the SHA-256 of ``text`` in UTF-8.
 
     Raises
     ------
@@ -101,7 +104,7 @@ def parse_spec(text: str, source: str) -> list[SLO]:
         Listing every problem of the text.
     """
     problems: list[str] = []
-    slos = _parse(text, source, problems)
+    slos = _parse(text, hashlib.sha256(text.encode()).hexdigest(), source, problems)
     _check_unique(slos, problems)
     if problems:
         raise SpecError(_bounded(problems))
@@ -125,8 +128,9 @@ def _check_unique(slos: list[SLO], problems: list[str]) -> None:
             first[slo.name] = slo
 
 
-def _read(path: Path, source: str, problems: list[str]) -> str | None:
-    """The text of ``path``, or None with a problem naming the file (never its contents)."""
+def _read(path: Path, source: str, problems: list[str]) -> tuple[str, str] | None:
+    """The text of ``path`` and the SHA-256 of its bytes (read once), or None with a problem naming the file
+    (never its contents)."""
     try:
         size = path.stat().st_size
         if not path.is_file():
@@ -147,7 +151,7 @@ def _read(path: Path, source: str, problems: list[str]) -> str | None:
         problems.append(f"{source}: over the {MAX_SPEC_BYTES:,}-byte (1 MiB) limit of a spec file; not read")
         return None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), hashlib.sha256(data).hexdigest()
     except UnicodeDecodeError as exc:
         problems.append(f"{source}: not UTF-8 text (byte {exc.start})")
         return None
@@ -189,7 +193,8 @@ def _documents(text: str, source: str, problems: list[str]) -> list | None:
 
 # --- the dispatcher -----------------------------------------------------------------------------------------------
 
-def _parse(text: str, source: str, problems: list[str]) -> list[SLO]:
+def _parse(text: str, sha256: str, source: str, problems: list[str]) -> list[SLO]:
+    """The SLOs of ``text``, each carrying ``sha256`` (of the bytes parsed) as its ``source_sha256``."""
     docs = _documents(text, source, problems)
     if docs is None:
         return []
@@ -213,4 +218,4 @@ def _parse(text: str, source: str, problems: list[str]) -> list[SLO]:
         slos.extend(read_openslo(openslo, source, problems))
     if not slos and len(problems) == before:
         problems.append(f"{source}: no SLO in it; expected OpenSLO v1 documents (kind: SLO) or a Sloth prometheus/v1 spec")
-    return slos
+    return [replace(slo, source_sha256=sha256) for slo in slos]

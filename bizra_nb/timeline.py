@@ -10,6 +10,8 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from bizra_nb.errors import one_line
+
 if TYPE_CHECKING:  # pandas is imported by the table alone: the server imports this module at its start
     from bizra_nb.tables import PeopleTable
 
@@ -41,16 +43,11 @@ def kind_words(kind: str) -> str:
     return KIND_WORDS.get(kind) or str(kind).replace("_", " ").capitalize()
 
 
-def _clip(text: Any, limit: int) -> str:
-    value = " ".join(str(text).split())
-    return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
 def first_line(text: Any, limit: int = ERROR_TEXT) -> str:
     """An error's first non-empty line, clipped: no traceback, no notebook cell source (a run's error
     ``Type: message in cell 4 (its source)`` keeps ``in cell 4``)."""
     lines = [line for line in str(text).splitlines() if line.strip()]
-    return _clip(_CELL_SOURCE.sub(r"\1", lines[0]) if lines else "", limit)
+    return one_line(_CELL_SOURCE.sub(r"\1", lines[0]) if lines else "", limit)
 
 
 def complete(incident: dict | None, events: list[dict], *, hidden_before: float | None = None) -> list[dict]:
@@ -131,7 +128,7 @@ def resolved_directly(incident: dict) -> bool:
 def _labels(labels: Any, limit: int = 8) -> str:
     if not isinstance(labels, dict) or not labels:
         return ""
-    shown = [f"{k}={_clip(v, 60)}" for k, v in list(labels.items())[:limit]]
+    shown = [f"{k}={one_line(str(v), 60)}" for k, v in list(labels.items())[:limit]]
     return ", ".join(shown) + (", …" if len(labels) > limit else "")
 
 
@@ -195,7 +192,7 @@ def describe_event(event: dict) -> str:
         parts.append(f"… {count} event{'' if count == 1 else 's'} not shown …" if isinstance(count, int) else
                      "… events not shown …")
     elif not (event.get("from_record") or detail.get("from_record")):
-        parts += [f"{k} {_clip(v, 100)}" for k, v in list(detail.items())[:6]]
+        parts += [f"{k} {one_line(str(v), 100)}" for k, v in list(detail.items())[:6]]
     if event.get("from_record") or detail.get("from_record"):
         parts.append("from the incident's record (no event was recorded)")
     return "; ".join(p for p in parts if p)
@@ -208,16 +205,16 @@ def _until(value: Any) -> str:
             stamp = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             value = (stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)).timestamp()
         except ValueError:
-            return _clip(value, 40)
-    return when(value) or _clip(value, 40)
+            return one_line(value, 40)
+    return when(value) or one_line(str(value), 40)
 
 
 def _matcher(matcher: Any) -> str:
     if not isinstance(matcher, dict):
-        return _clip(matcher, 100)
+        return one_line(str(matcher), 100)
     op = ("=~" if matcher.get("isRegex") else "=") if matcher.get("isEqual", True) else (
         "!~" if matcher.get("isRegex") else "!=")
-    return f"{matcher.get('name', '')}{op}{_clip(matcher.get('value', ''), 60)}"
+    return f"{matcher.get('name', '')}{op}{one_line(str(matcher.get('value', '')), 60)}"
 
 
 def for_notebook(events: list[dict], *, limit: int = NOTEBOOK_EVENTS, incident: dict | None = None) -> list[dict]:
@@ -233,7 +230,7 @@ def for_notebook(events: list[dict], *, limit: int = NOTEBOOK_EVENTS, incident: 
     out = []
     for e in events[-limit:] if limit > 0 else []:
         item = {"ts": e.get("ts"), "kind": e.get("kind"), "actor": e.get("actor"),
-                "what": _clip(e["what"] if "what" in e else describe_event(e), NOTEBOOK_TEXT)}
+                "what": one_line(str(e["what"]) if "what" in e else describe_event(e), NOTEBOOK_TEXT)}
         if e.get("from_record"):
             item["from_record"] = True
         out.append(item)

@@ -70,6 +70,7 @@ class Services:
     runner: Runner = None  # type: ignore[assignment]
     scheduler: Scheduler = None  # type: ignore[assignment]
     base_url: str = ""
+    printers: ThreadPoolExecutor | None = None  # Chromium's prints of /reports/…/report.pdf, made on the first
     host_names: frozenset = frozenset()  # the Host header names the server answers to (see server_names)
     public_origins: frozenset = frozenset()  # page origins allowed on the WebSocket; set once the ports are known
     access_log: AccessLog = field(default_factory=AccessLog)
@@ -219,6 +220,11 @@ class Services:
         self.hub.publish("heartbeat", {"clients": len(self.hub.clients), "replica": self.replica,
                                        "uptime_seconds": round(time.time() - self.started_at, 1)})
 
+    @property
+    def public_url(self) -> str:
+        """The server's address as people reach it, for links: the ``public_url`` setting, else :attr:`base_url`."""
+        return self.settings.public_url or self.base_url
+
     async def stop(self) -> None:
         """Hand over the lease, close clients with a close frame, stop the loops, flush the store."""
         await _bounded("the leadership", self.leadership.stop())  # released at once: another replica leads now
@@ -240,6 +246,8 @@ class Services:
         await loop.run_in_executor(None, self.io_pool.shutdown, True)
         await loop.run_in_executor(None, self.duties_pool.shutdown, True)
         self.dask_pool.shutdown(wait=False, cancel_futures=True)  # a question to a hung scheduler is not waited for
+        if self.printers is not None:
+            self.printers.shutdown(wait=False, cancel_futures=True)  # a print in flight ends at its timeout
         if self.error_budgets is not None:
             self.error_budgets.close()  # ?at= evaluations' threads (one in flight ends at its Prometheus deadline)
         await loop.run_in_executor(None, self.store_writer.shutdown, True)

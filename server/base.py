@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from tornado.web import HTTPError, RequestHandler, StaticFileHandler, stream_request_body
 
-from bizra_nb.errors import BizraError, InvalidInput, Unavailable
+from bizra_nb.errors import BadGateway, BizraError, InvalidInput, Unavailable
 
 log = logging.getLogger("bizra.server")
 MAX_BODY_SIZE = 1 << 20  # a JSON request body; handlers that take more say so (CMDB import: 10 MiB)
@@ -121,7 +121,7 @@ class BaseHandler(RequestHandler):
 
     STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
     max_body_size = MAX_BODY_SIZE
-    dependency_down = False  # set when the answer is a 503 because the store (or Redis) is down
+    dependency_down = False  # set when the answer is a 503 because the store (or Redis) is down, or a 502
     _refusal: ApiError | None = None
     _closing = False  # answered before the body was read: the connection closes after the answer
 
@@ -286,6 +286,8 @@ class BaseHandler(RequestHandler):
             if isinstance(exc, Unavailable):  # the store (or another dependency) is down: retry later
                 self.dependency_down = True  # scored once by the controller's check, not once per request
                 self.set_header("Retry-After", "5")
+            elif isinstance(exc, BadGateway):  # a service we call for the user (Alertmanager) failed, not us
+                self.dependency_down = True  # a 502 that the score does not count
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
             code, message = ERROR_CODES.get(status_code, "error"), exc.log_message % exc.args
         else:

@@ -10,7 +10,7 @@ from pathlib import Path
 from bizra_nb.incidents import record_event
 from bizra_nb.parameters import declared_parameters, server_confinement
 from bizra_nb.reports import write_atomic
-from bizra_nb.runner import available_notebooks, report_links, resolve_notebook
+from bizra_nb.runner import FINISHED, available_notebooks, report_links, resolve_notebook
 from bizra_nb.errors import BizraError
 from bizra_nb.timeline import NOTEBOOK_EVENTS, for_notebook
 from bizra_server.metrics import RunGauges
@@ -261,11 +261,11 @@ class IncidentFlow:
         data = {k: run.get(k) for k in ("id", "kind", "status", "progress", "error", "incident_id", "trigger",
                                         "created_at", "started_at", "finished_at")}
         data["notebook"] = Path(run["notebook"]).stem
-        data["links"] = report_links(run) if run["status"] in ("succeeded", "failed", "cancelled") else {}
+        data["links"] = report_links(run) if run["status"] in FINISHED else {}
         data["headline"] = (run.get("summary") or {}).get("headline")
         self._count(run)
         services.hub.publish_threadsafe("run", data)
-        if run.get("incident_id") and run["status"] in ("succeeded", "failed", "cancelled"):
+        if run.get("incident_id") and run["status"] in FINISHED:
             summary = run.get("summary") or {}
             self.record(run["incident_id"], "diagnosis_finished" if run["status"] == "succeeded" else "diagnosis_failed",
                         {"mode": "report", "run_id": run["id"], "status": run["status"],

@@ -57,10 +57,6 @@ class Notifications:
             return None
         return load_routes(Path(settings.notify_routes).expanduser(), email_ready=bool(settings.smtp_host))
 
-    @property
-    def public_url(self) -> str:
-        return self.services.settings.public_url or self.services.base_url
-
     def start(self) -> None:
         """Listen to the hub (call on the running IOLoop)."""
         if self.routes is None or not self.routes.routes:
@@ -78,7 +74,7 @@ class Notifications:
         if type_ == "run" and data.get("status") in ("succeeded", "failed") and data.get("id"):
             self._spawn(self._run_finished(str(data["id"])), f"notifications of run {data['id']}")
         elif type_ == "incident" and data.get("action") in ("opened", "resolved"):
-            events = incident_events(data, data["action"], public_url=self.public_url)
+            events = incident_events(data, data["action"], public_url=self.services.public_url)
             self._spawn(self._send(events), f"notifications of incident {data.get('id')}")
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
@@ -91,7 +87,7 @@ class Notifications:
         services = self.services
         if not any(r.event in ("run_failed", "run_succeeded", "audit_not_compliant") for r in self.routes.routes):
             return
-        public_url = self.public_url
+        public_url = self.services.public_url
         events = await asyncio.get_running_loop().run_in_executor(  # the store and the report's file: off the loop
             services.io_pool, lambda: run_events(services.store.get_run(run_id), public_url=public_url))
         await self._send(events)

@@ -13,8 +13,7 @@ FIRST_EVENTS, NEWEST_EVENTS = 50, 950  # timeline events the draft shows at most
 class PostmortemHandler(BaseHandler):
     async def get(self, incident_id: str) -> None:
         markdown = self.choice_argument("format", ("html", "markdown"), "html") == "markdown"
-        settings = self.services.settings
-        base_url = (getattr(settings, "public_url", "") or self.services.base_url or "").rstrip("/")
+        base_url = self.services.public_url.rstrip("/")
 
         def render() -> str:
             incident = self.store.get_incident(int(incident_id))  # 404 for an unknown incident

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import stat
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tornado.web import HTTPError
+from tornado.web import HTTPError, RequestHandler
 
+from bizra_nb import pdf
 from bizra_nb.markup import report_policy
 from bizra_server.base import ApiError, BaseHandler, StaticFiles
 
 POLICY_BYTES = 4096  # protect_html puts the report's policy first in <head>
+
+
+def report_headers(handler: RequestHandler, start: str) -> None:
+    """A report page's headers: revalidated before reuse, no sniffing, no referrer, and the report's own policy
+    (:func:`bizra_nb.markup.report_policy` of ``start``, the page's first :data:`POLICY_BYTES` characters)."""
+    handler.set_header("Cache-Control", "no-cache")
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
+    handler.set_header("Content-Security-Policy", report_policy(start[:POLICY_BYTES]))
 
 
 class ReportsHandler(StaticFiles):
@@ -38,14 +46,11 @@ class ReportsHandler(StaticFiles):
         await super().get(path, include_body=include_body)
 
     def set_extra_headers(self, path: str) -> None:
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
         start = ""
         if self.absolute_path.endswith(".html"):
             with open(self.absolute_path, encoding="utf-8", errors="replace") as handle:
                 start = handle.read(POLICY_BYTES)
-        self.set_header("Content-Security-Policy", report_policy(start))
+        report_headers(self, start)
 
 
 PRIVATE_NAMES = ("run.log",)  # the worker's stderr: third-party messages, unclipped; for the operator's eyes
@@ -59,7 +64,7 @@ def hidden_file(path: str) -> bool:
         part.startswith(".") or part.endswith((".partial", ".tmp")) for part in parts)
 
 
-PRINTERS = ThreadPoolExecutor(2, thread_name_prefix="bizra-pdf")  # Chromium prints at most two at a time
+PRINT_THREADS = 2  # Chromium prints at most two at a time (each server's pool: Services.printers)
 _printing: dict[str, list] = {}  # report.pdf path -> [its lock, requests holding or awaiting it]; gone when none
 MAX_FAILURES = 500  # failed prints remembered (the least recently asked for forgotten first)
 FAILURE_TTL = 3600.0  # seconds a failed print is remembered for when its report.html does not change
@@ -82,6 +87,13 @@ async def _one_print(key: str):
             del _printing[key]
 
 
+def printers(services) -> ThreadPoolExecutor:
+    """The services' threads for Chromium's prints, made on the first print (shut down by ``Services.stop``)."""
+    if services.printers is None:
+        services.printers = ThreadPoolExecutor(PRINT_THREADS, thread_name_prefix="bizra-pdf")
+    return services.printers
+
+
 class PdfHandler(BaseHandler):
     """``/reports/<run folder>/report.pdf``: the folder's report.html printed by headless Chromium
     (:mod:`bizra_nb.pdf`), made on the first request and kept next to it until report.html changes.
@@ -95,27 +107,15 @@ class PdfHandler(BaseHandler):
     """
 
     async def get(self, path: str) -> None:
-        from bizra_nb import pdf
-
         if not self.request.path.endswith("/report.pdf"):
             raise ApiError(404, "no such file")
         html = await self.blocking(self._report_html, path)  # resolving links touches the disk
         target = html.with_name("report.pdf")
         async with _one_print(str(target)):  # a second request for the same file waits for the first print
-            if not await self.blocking(_fresh, target, html):
-                if pdf.chromium_path() is None:
-                    raise ApiError(503, f"no PDF without Chromium: {pdf.INSTALL_HINT}", code="no_chromium")
-                state = await self.blocking(_state, html)
-                failed = _failed(str(html), state)
-                if failed is not None:
-                    raise ApiError(503, failed, code="pdf_failed")
-                try:
-                    await asyncio.get_running_loop().run_in_executor(PRINTERS, pdf.html_to_pdf, html, target)
-                except pdf.Unavailable as exc:
-                    _remember_failure(str(html), state, exc.message)
-                    raise ApiError(503, exc.message, code="pdf_failed") from None
-                _failures.pop(str(html), None)
-            data = await self.blocking(_read_pdf, target)
+            if await self.blocking(pdf.is_fresh, target, html):
+                data = await self.blocking(pdf.read_pdf, target)
+            else:
+                data = await self._print(html)
         if data is None:
             raise ApiError(404, "no such file")
         self.set_header("Content-Type", "application/pdf")
@@ -124,6 +124,23 @@ class PdfHandler(BaseHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
         self.finish(data)
+
+    async def _print(self, html: Path) -> bytes | None:
+        """report.html printed (:func:`bizra_nb.pdf.ensure_pdf`, on the printers' threads) and read; a 503
+        without Chromium, or when the print failed (now, or before for report.html as it is)."""
+        if await self.blocking(pdf.chromium_path) is None:  # it looks through the PATH: off the IOLoop
+            raise ApiError(503, f"no PDF without Chromium: {pdf.INSTALL_HINT}", code="no_chromium")
+        state = await self.blocking(_state, html)
+        failed = _failed(str(html), state)
+        if failed is not None:
+            raise ApiError(503, failed, code="pdf_failed")
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(printers(self.services), pdf.ensure_pdf, html)
+        except pdf.Unavailable as exc:
+            _remember_failure(str(html), state, exc.message)
+            raise ApiError(503, exc.message, code="pdf_failed") from None
+        _failures.pop(str(html), None)
+        return data
 
     def _report_html(self, path: str) -> Path:
         if any(ch < " " or ch == "\x7f" for ch in path):
@@ -137,29 +154,7 @@ class PdfHandler(BaseHandler):
         return html
 
 
-def _fresh(target: Path, html: Path) -> bool:
-    """Whether ``target`` (the PDF) was printed from the current ``html``: a regular file, not a link."""
-    try:
-        info = target.lstat()
-        return stat.S_ISREG(info.st_mode) and info.st_mtime >= html.stat().st_mtime and info.st_size > 0
-    except OSError:
-        return False
-
-
-def _read_pdf(target: Path) -> bytes | None:
-    """The bytes of ``target`` opened without following a link (O_NOFOLLOW); None when it is a link (one
-    put there since :func:`_fresh` looked), no regular file, or gone."""
-    try:
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read()
-    finally:
-        os.close(fd)
+_read_pdf = pdf.read_pdf  # its name here before it moved to bizra_nb.pdf
 
 
 def _state(html: Path) -> tuple:

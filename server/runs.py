@@ -9,14 +9,14 @@ from pathlib import Path
 from bizra_nb.errors import InvalidInput, NotFound
 from bizra_nb.incidents import record_event
 from bizra_nb.parameters import server_confinement
-from bizra_nb.runner import report_links
+from bizra_nb.runner import FINISHED, report_links
 from bizra_nb.store import MAX_ID
 from bizra_nb.times import parse_time
 from bizra_server.base import BaseHandler
 from bizra_server.incident_flow import incident_for_notebook
+from bizra_server.reports import report_headers
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
 MAX_NOTEBOOK_NAME = 200
 
 log = logging.getLogger("bizra.server")
@@ -211,8 +211,6 @@ class CompareHandler(BaseHandler):
     """
 
     async def get(self) -> None:
-        from bizra_nb.markup import report_policy
-
         ids = {}
         for name in ("a", "b"):
             value = self.get_query_argument(name, "")
@@ -221,10 +219,7 @@ class CompareHandler(BaseHandler):
             ids[name] = value
         page = await self.compute(_comparison, self.store, ids["a"], ids["b"])
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Content-Security-Policy", report_policy(page[:4096]))
+        report_headers(self, page)
         self.finish(page)
 
 

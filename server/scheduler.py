@@ -17,12 +17,10 @@ from typing import Callable
 
 from bizra_nb.errors import BizraError, Conflict, NotFound, Unavailable, excerpt
 from bizra_nb.parameters import server_confinement
-from bizra_nb.runner import report_links
+from bizra_nb.runner import FINISHED, report_links
 from bizra_nb.schedule import Cron, iso_utc, parse_cron, parse_zone, previous_month_of
 
 log = logging.getLogger("bizra.scheduler")
-
-FINISHED = ("succeeded", "failed", "cancelled")
 
 
 class ScheduleOff(Conflict):

@@ -4,25 +4,19 @@ from __future__ import annotations
 import logging
 import time
 
-from bizra_nb.alertmanager import (SHOWN_STATES, AlertmanagerClient, AlertmanagerError, check_silence_id,
-                                   incident_label_sets, incident_matchers, iso, matching_silences, parse_comment,
-                                   parse_duration, parse_matchers, public_url, silence_json)
+from bizra_nb.alertmanager import (MATCH_BUDGET, SHOWN_STATES, AlertmanagerClient, AlertmanagerError,
+                                   check_silence_id, incident_label_sets, incident_matchers, iso, matching_silences,
+                                   parse_comment, parse_duration, parse_matchers, public_url, silence_json)
 from bizra_nb.errors import BizraError, NotFound
 from bizra_server.base import ApiError, BaseHandler
 from bizra_server.incident_flow import incident_event
 
 log = logging.getLogger("bizra.silences")
 MAX_LABEL_SETS = 200  # of an incident's alerts compared with each silence
-MATCH_BUDGET = 0.5  # seconds that matching the Alertmanager's silences with one incident may take, per request
 
 
 class SilencesBase(BaseHandler):
     """What the three verbs share: the Alertmanager client, the incident's silences, the timeline."""
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        if isinstance(kwargs.get("exc_info", (None, None, None))[1], AlertmanagerError):
-            self.dependency_down = True  # the Alertmanager's failure, not ours: a 502 that the score does not count
-        super().write_error(status_code, **kwargs)
 
     def alertmanager(self, *, required: bool = True) -> AlertmanagerClient | None:
         url = self.services.settings.alertmanager_url

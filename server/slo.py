@@ -38,9 +38,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bizra_nb.alertmanager import public_url
 from bizra_nb.errors import BizraError, InvalidInput, InvalidSetting, NotFound, excerpt
 from bizra_nb.runner import report_links
+from bizra_nb.url_login import public_url
 from bizra_server.base import BaseHandler
 
 log = logging.getLogger("bizra.slo")
@@ -346,6 +346,16 @@ class SloBase(BaseHandler):
             self.write_json({"error": {"code": "too_many_requests", "message": str(exc), "field": "at"}}, status=429)
             return None
 
+    async def entry(self, name: str) -> dict | None:
+        """SLO ``name``'s entry of the evaluation asked for, ``as_of`` the time of its figures; NotFound for an
+        unknown name; None after answering 429 (see :meth:`evaluation`)."""
+        name = self.budgets.check_name(name)
+        evaluation = await self.evaluation()
+        if evaluation is None:
+            return None
+        entry = evaluation.by_name[name]
+        return {**entry, "as_of": figures_as_of(entry, evaluation)}
+
 
 class SlosHandler(SloBase):
     async def get(self) -> None:
@@ -356,26 +366,21 @@ class SlosHandler(SloBase):
 
 class SloHandler(SloBase):
     async def get(self, name: str) -> None:
-        name = self.budgets.check_name(name)
-        evaluation = await self.evaluation()
-        if evaluation is None:
-            return
-        entry = evaluation.by_name[name]
-        self.write_json({**entry, "as_of": figures_as_of(entry, evaluation)})
+        entry = await self.entry(name)
+        if entry is not None:
+            self.write_json(entry)
 
 
 class DeployAllowedHandler(SloBase):
     """200 allowed; 409 ``deploy_blocked`` (budget exhausted, fast burn); 503 ``slo_unknown`` (no number, stale)."""
 
     async def get(self, name: str) -> None:
-        name = self.budgets.check_name(name)
-        evaluation = await self.evaluation()
-        if evaluation is None:
+        entry = await self.entry(name)
+        if entry is None:
             return
-        entry = evaluation.by_name[name]
-        body: dict[str, Any] = {"allowed": bool(entry["deploy_allowed"]), "slo": name, "state": entry["state"],
+        body: dict[str, Any] = {"allowed": bool(entry["deploy_allowed"]), "slo": entry["slo"], "state": entry["state"],
                                 "budget_remaining": entry.get("remaining"), "burn_rates": entry.get("burn_rates"),
-                                "alerting": entry.get("alerting"), "as_of": figures_as_of(entry, evaluation),
+                                "alerting": entry.get("alerting"), "as_of": entry["as_of"],
                                 "stale": bool(entry.get("stale")), "reason": entry["reason"]}
         if entry["deploy_allowed"] is None:
             self.dependency_down = True  # the source's failure, not ours (scored by its own checks)

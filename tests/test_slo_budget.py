@@ -168,6 +168,14 @@ def test_the_derived_score_column_is_computed_from_the_counts():
     slo = next(s for s in load_specs() if s.indicator.dataset.get("value") == "ahsan_score_5m")
     b = budget_from_frame(slo, platform, OCT, NOV)
     assert b.error is None and b.bad == int((score_over_time(platform) < 97).sum()) and b.bad > 0
+    # the same count from PRODUCT.md's definition in plain pandas, not the function the code calls: the score over
+    # the 5 minutes ending at each minute, weights 1, 1, 1, 10, 10, at least 100 events, rounded to 0.1
+    weights = {"http_error": 1, "validation_failed": 1, "run_failed": 1, "assumption_violated": 10,
+               "silent_failure": 10}
+    weighted = sum(w * platform[f"bizra_violations_{k}"] for k, w in weights.items()).rolling(5, min_periods=1).sum()
+    events = platform["bizra_events"].rolling(5, min_periods=1).sum()
+    score = np.round(100 * (1 - np.minimum(1, weighted / np.maximum(events, 100))), 1)
+    assert b.bad == int((score < 97).sum())
 
 
 def test_missing_mapping_or_column_or_data_is_an_error_not_a_number():
@@ -310,8 +318,12 @@ def test_a_rolling_window_longer_than_the_frame_is_read_from_the_source(tmp_path
     assert both.bad == 2 * 1440 and both.total == 30 * 1440 * 10 and not both.explanation.startswith("The data")
 
 
+NAMES = ["bizra-api-availability", "bizra-api-latency", "bizra-ahsan-score"]  # the default spec's SLOs, in order
+
+
 def test_status_without_a_source_says_how_to_give_one():
     budgets = status(load_specs(), "", at="2026-10-12T10:00Z")
+    assert [b.slo for b in budgets] == NAMES  # every SLO: the checks below are not over an empty list
     assert [b.error for b in budgets] == [NO_SOURCE] * len(budgets)
     assert all(b.period_start == OCT and b.remaining is None and not deploy_decision(b)[0] for b in budgets)
 
@@ -327,6 +339,7 @@ def test_status_on_a_dataset_is_as_of_its_last_data(platform, tmp_path):
     slos = load_specs()
     later = status(slos, str(path), at="2026-12-15T00:00Z")
     month = month_budgets(slos, "2026-10", frame=platform)
+    assert [b.slo for b in later] == [m.slo for m in month] == NAMES  # zip below pairs every SLO with itself
     for b, m in zip(later, month):
         assert b.as_of == NOV and b.end == NOV and b.period_start == OCT and b.error is None
         assert (b.total, b.bad, b.consumed) == (m.total, m.bad, m.consumed) and b.burn_rates == m.burn_rates
@@ -452,6 +465,7 @@ def test_a_threshold_query_keeping_labels_counts_each_slice_once_bad_when_any_se
     at = "2026-10-12T10:30Z"
     single = status([latency_, score], month_prometheus.url, at=at)
     two = status(doubled, month_prometheus.url, at=at)
+    assert [b.slo for b in single] == [b.slo for b in two] == NAMES[1:]
     for one, both in zip(single, two):
         assert both.error is None and one.bad > 0 and one.alerting is not None, one.slo
         assert (both.measured, both.bad, both.total) == (one.measured, one.bad, one.total), one.slo
@@ -465,6 +479,7 @@ def test_prometheus_without_data_in_the_last_hour_is_stale_not_old_counts(month_
 
     rolling = [replace(s, window=Window("28d", False)) for s in load_specs()]
     ended = status(rolling, month_prometheus.url, at=NOV + pd.Timedelta(days=1))  # October's data ended a day ago
+    assert [b.slo for b in ended] == NAMES
     for b in ended:
         assert b.error is None and b.measured > 0 and b.period_start == NOV + pd.Timedelta(days=1) - pd.Timedelta(
             days=28), b.slo  # the window's counts are there ...
@@ -478,27 +493,33 @@ def test_prometheus_without_data_in_the_last_hour_is_stale_not_old_counts(month_
     assert [(b.error, b.stale) for b in live] == [(None, False)] * 3
     assert deploy_decision(live[1]) == (True, None)
     # the audit (a whole past month) is never stale: it does not ask about "now"
-    assert not any(b.stale for b in month_budgets(rolling, "2026-10", source=month_prometheus.url))
+    audited = month_budgets(rolling, "2026-10", source=month_prometheus.url)
+    assert [b.slo for b in audited] == NAMES
+    assert not any(b.stale for b in audited)
 
 
 def test_a_prometheus_before_its_data_starts_is_unknown_not_ok(month_prometheus):
     before = status(load_specs(), month_prometheus.url, at=OCT - pd.Timedelta(days=3))  # September: nothing loaded
+    assert [b.slo for b in before] == NAMES
     for b in before:
         assert b.error is not None and b.error.startswith(f"no data for {b.slo}") and b.remaining is None
         assert deploy_decision(b)[0] is False
 
 
 class SlowPrometheus:
-    """An HTTP server answering every query with an empty vector after ``delay`` seconds (a loaded Prometheus)."""
+    """An HTTP server answering every query with an empty vector after ``delay`` seconds (a loaded Prometheus);
+    ``seen`` keeps each request's line and headers."""
 
     def __init__(self, delay: float) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         done = self.done = threading.Event()
+        seen = self.seen = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
+                seen.append((self.requestline, dict(self.headers)))
                 done.wait(delay)  # answers late, or at once when the test is over
                 body = b'{"status": "success", "data": {"resultType": "vector", "result": []}}'
                 self.send_response(200)
@@ -545,12 +566,36 @@ def test_a_source_that_does_not_answer_is_named_without_its_password():
     port = free_port()
     url = f"http://user:secret@127.0.0.1:{port}"
     budgets = status(load_specs(), url, at="2026-10-20T00:00Z", timeout=2)
+    assert [b.slo for b in budgets] == NAMES
     for b in budgets:
         assert b.error == f"Prometheus at http://127.0.0.1:{port} does not answer (ConnectError)"
         assert "secret" not in json.dumps(b.to_dict()) and "user" not in b.error
         assert deploy_decision(b)[0] is False
     alone = budget_from_prometheus(load_specs()[1], url, OCT, NOV, timeout=2)
     assert alone.error.startswith(f"Prometheus at http://127.0.0.1:{port} ") and "secret" not in alone.error
+
+
+def test_the_login_goes_as_basic_auth_never_in_the_url_httpx_requests_and_logs(caplog):
+    """``user:password@`` in the Prometheus URL: every request carries it as an Authorization header (decoded as
+    the URL encodes it), while the URL httpx requests (and logs at INFO) and the Host header carry none of it."""
+    import base64
+    import logging
+
+    prometheus = SlowPrometheus(0)
+    port = prometheus.server.server_address[1]
+    try:
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            (b,) = status(load_specs()[:1], f"http://us%40er:s3cr%3Aet@127.0.0.1:{port}", at="2026-10-20T00:00Z")
+    finally:
+        prometheus.close()
+    seen = prometheus.seen
+    assert b.error.startswith("no data for bizra-api-availability")  # every query was answered
+    expected = "Basic " + base64.b64encode(b"us@er:s3cr:et").decode()
+    assert seen and all(headers.get("Authorization") == expected for _, headers in seen)
+    assert all(headers.get("Host") == f"127.0.0.1:{port}" for _, headers in seen)
+    logged = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert len(logged) == len(seen) and all(f"GET http://127.0.0.1:{port}/api/v1/query?" in m for m in logged)
+    assert not any("s3cr" in m or "us%40er" in m or "us@er" in m for m in logged + [line for line, _ in seen])
 
 
 def test_a_source_that_hangs_times_out_into_an_error():
@@ -589,10 +634,12 @@ def test_measuring_from_prometheus_is_its_own_module_and_the_arrows_point_one_wa
     alone = subprocess.run([sys.executable, "-c", "import sys, bizra_nb.slo_prometheus; "
                             "print('bizra_nb.slo_budget' in sys.modules)"], capture_output=True, text=True, timeout=60)
     assert alone.stdout.strip() == "False", alone.stderr
-    for name in ("EVALUATION_DEADLINE", "QUERY_TIMEOUT", "CACHE_SECONDS", "safe_url", "status", "month_budgets",
-                 "budget_from_prometheus", "budget_from_frame", "deploy_decision", "budget_percent", "Budget"):
+    for name in ("QUERY_TIMEOUT", "status", "month_budgets", "budget_from_prometheus", "budget_from_frame",
+                 "deploy_decision", "budget_percent", "Budget"):
         assert hasattr(slo_budget, name), name
-    assert slo_budget.safe_url("http://u:p@h:9090/x?y=1") == "http://h:9090/x"
+    for name in ("EVALUATION_DEADLINE", "QUERY_TIMEOUT", "CACHE_SECONDS", "safe_url"):  # the measuring's own
+        assert hasattr(slo_prometheus, name), name
+    assert slo_prometheus.safe_url("http://u:p@h:9090/x?y=1") == "http://h:9090/x"
 
 
 def test_derived_columns_are_the_ones_computed(monkeypatch):

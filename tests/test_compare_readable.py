@@ -20,10 +20,12 @@ def dead(run_id="bbbbbb0002", **extra) -> dict:
 def test_latencies_of_a_run_that_answered_nothing_are_not_comparable():
     a = doc(requests=1500, successes=1500, error_rate=0.0, throughput_rps=300.0,
             latency_quantiles_ms=list(np.linspace(0.3, 52.1, 101)), **LATENCY)
-    for first, second, name in ((a, dead(), "B"), (dead("aaaaaa0001"), {**a, "run_id": "bbbbbb0002"}, "A")):
+    for first, second, name, b_is in ((a, dead(), "B", "worse"),  # B the dead run: B's error rate is worse
+                                      (dead("aaaaaa0001"), {**a, "run_id": "bbbbbb0002"}, "A", "better")):
         rows = {r["key"]: r for r in compare.metric_rows(first["summary"], second["summary"])}
         assert all(rows[k]["direction"] == "not comparable" for k in LATENCY)  # never better, never worse
         assert rows["error_rate"]["direction"] in ("worse", "better") and rows["successes"]["direction"] != "same"
+        assert rows["error_rate"]["direction"] == b_is and rows["successes"]["direction"] == b_is  # never inverted
         page = compare.comparison_html(first, second)
         assert f"{name}: 100 % of requests failed; its latencies are not comparable." in page
         assert page.index('class="warning"') < page.index("<h2>Verdicts")  # at the top

@@ -22,6 +22,7 @@ from bizra_nb.dataset import write_dataset
 from bizra_nb.fleet import Fault, generate, platform_month
 from bizra_nb.openmetrics import create_blocks
 from bizra_nb.score import WEIGHTS, ahsan_score
+from tests.ahsan_cases import REPLICATED, ahsan_case
 from tests.conftest import need_binary, wait_until
 from tests.prometheus_server import PrometheusProcess, free_port
 
@@ -97,20 +98,7 @@ def test_python_and_promql_agree_on_the_platform_score_over_replicas(tmp_path):
     rng = random.Random(2)
     tests = []
     for case in range(10):
-        series, total_events, total = [], 0, dict.fromkeys(WEIGHTS, 0)
-        for instance, replicas in (("a", [None]), ("b", ["b/0", "b/1"])):
-            for replica in replicas:
-                labels = f'job="bizra", instance="{instance}"' + (f', replica="{replica}"' if replica else "")
-                events = rng.choice([3, 7, 20, 100])
-                total_events += 20 * events
-                series.append({"series": f"bizra_events_total{{{labels}}}", "values": f"0+{events}x40"})
-                for kind in WEIGHTS:
-                    n = rng.choice([0, 0, 1, 2])
-                    total[kind] += 20 * n
-                    series.append({"series": f'bizra_violations_total{{{labels}, kind="{kind}"}}',
-                                   "values": f"0+{n}x40"})
-                    series.append({"series": f'bizra_violation_weight{{{labels}, kind="{kind}"}}',
-                                   "values": f"{WEIGHTS[kind]}x40"})
+        series, total_events, total = ahsan_case(rng, REPLICATED, [3, 7, 20, 100], lambda r: r.choice([0, 0, 1, 2]))
         expected = ahsan_score(total_events, total)
         tests.append({"name": f"platform case {case}", "interval": "15s", "input_series": series,
                       "promql_expr_test": [{"expr": "bizra:ahsan_score:platform:5m", "eval_time": "8m", "exp_samples": [

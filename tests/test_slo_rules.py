@@ -10,10 +10,11 @@ from pathlib import Path
 
 import yaml
 
-from bizra_nb.score import WEIGHTS, ahsan_score
+from bizra_nb.score import ahsan_score
 from bizra_nb.slo_rules import (alert_rules, alert_value, humanize_percentage, number, recording_rules,
                                 rendered_annotations, rendered_labels, rule_file, template_literal, unit_tests)
 from bizra_nb.slo_spec import SLO, WINDOWS, Indicator, Window, find, load_specs
+from tests.ahsan_cases import ahsan_case
 from tests.conftest import need_binary
 
 ROOT = Path(__file__).parent.parent
@@ -373,19 +374,9 @@ def test_the_ahsan_score_slo_breaches_exactly_when_the_recorded_platform_score_i
     rng = random.Random(16)
     tests, breaches = [], []
     for case in range(24):
-        series, events_total, totals = [], 0, dict.fromkeys(WEIGHTS, 0)
-        for instance in ("a", "b"):
-            events = rng.choice([5, 10, 20, 40])  # per 15 s
-            events_total += 20 * events
-            series.append({"series": f'bizra_events_total{{job="bizra", instance="{instance}"}}',
-                           "values": f"0+{events}x60"})
-            for kind in WEIGHTS:
-                n = rng.choice([0, 0, 0, 1]) if rng.random() < 0.5 else 0
-                totals[kind] += 20 * n
-                series.append({"series": f'bizra_violations_total{{job="bizra", instance="{instance}", '
-                                         f'kind="{kind}"}}', "values": f"0+{n}x60"})
-                series.append({"series": f'bizra_violation_weight{{job="bizra", instance="{instance}", '
-                                         f'kind="{kind}"}}', "values": f"{WEIGHTS[kind]}x60"})
+        series, events_total, totals = ahsan_case(  # events per 15 s; a kind's violations in half the cases
+            rng, {"a": [None], "b": [None]}, [5, 10, 20, 40],
+            lambda r: r.choice([0, 0, 0, 1]) if r.random() < 0.5 else 0, steps=60)
         breach = int(ahsan_score(events_total, totals) < 97)
         breaches.append(breach)
         tests.append({"name": f"case {case}", "interval": "15s", "input_series": series, "promql_expr_test": [

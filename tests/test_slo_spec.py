@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from bizra_nb.errors import InvalidInput, NotFound
-from bizra_nb.score import WEIGHTS, ahsan_score
+from bizra_nb.score import ahsan_score
 from bizra_nb.slo_spec import (DEFAULT_ALERT_NAMES, DEFAULT_RUNBOOK_URL, MAX_SPEC_BYTES, SLO, SpecError, Window,
                                default_spec_path, find, load_specs, parse_spec, window_bounds)
+from tests.ahsan_cases import REPLICATED, ahsan_case
 from tests.conftest import need_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,19 +89,8 @@ def test_the_default_specs_ahsan_query_is_the_platform_score(tmp_path):
     rng = random.Random(16)
     tests = []
     for case in range(12):
-        series, events_sum, totals = [], 0, dict.fromkeys(WEIGHTS, 0)
-        for instance, replicas in (("a", [None]), ("b", ["b/0", "b/1"])):
-            for replica in replicas:
-                labels = f'job="bizra", instance="{instance}"' + (f', replica="{replica}"' if replica else "")
-                events = rng.choice([1, 3, 7, 20, 100])
-                events_sum += 20 * events
-                series.append({"series": f"bizra_events_total{{{labels}}}", "values": f"0+{events}x40"})
-                for kind in WEIGHTS:
-                    n = rng.choice([0, 0, 1, 2, 3])
-                    totals[kind] += 20 * n
-                    series.append({"series": f'bizra_violations_total{{{labels}, kind="{kind}"}}', "values": f"0+{n}x40"})
-                    series.append({"series": f'bizra_violation_weight{{{labels}, kind="{kind}"}}',
-                                   "values": f"{WEIGHTS[kind]}x40"})
+        series, events_sum, totals = ahsan_case(rng, REPLICATED, [1, 3, 7, 20, 100],
+                                                lambda r: r.choice([0, 0, 1, 2, 3]))
         expected = ahsan_score(events_sum, totals)
         tests.append({"name": f"case {case}: score {expected}", "interval": "15s", "input_series": series,
                       "promql_expr_test": [
@@ -473,7 +463,9 @@ def test_a_file_over_1_mib_is_refused_without_reading_it(tmp_path, monkeypatch):
     assert big not in opened
     exactly = tmp_path / "exactly.yaml"  # the limit itself is fine
     exactly.write_text(DEFAULT + "#" * (MAX_SPEC_BYTES - len(DEFAULT.encode()) - 1) + "\n")
+    opened.clear()  # (write_text may open it through Path.open too)
     assert exactly.stat().st_size == MAX_SPEC_BYTES and len(load_specs([exactly])) == 3
+    assert opened == [exactly]  # the spy sees how spec files are opened: "big not in opened" above is not vacuous
 
 
 def test_unreadable_or_odd_files_are_named(tmp_path):

@@ -29,10 +29,23 @@ def broken_month(tmp_path_factory):
     return write_dataset(frame, tmp_path_factory.mktemp("slo") / "platform.parquet")
 
 
-def slo_body(url: str) -> dict:
-    response = httpx.get(url + "/slo", timeout=60)
+def slo_body(url: str, **params) -> dict:
+    response = httpx.get(url + "/slo", params=params, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def month_start() -> str:  # where the fixture's month of data ends: /slo?at= this is fresh, whatever the day
+    return f"{pd.Timestamp.now(tz='UTC').tz_localize(None).to_period('M').start_time:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def serve(page: Watched, answer: dict) -> None:
+    """The page's GET /slo answered with ``answer`` (a real answer of the server), then reloaded with it."""
+    page.page.route("**/slo", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                          body=json.dumps(answer)))
+    page.page.reload()
+    page.dot("green")
+    page.page.wait_for_selector("#budgets li[data-slo]")
 
 
 def open_page(browser, url: str, width: int = 1280) -> Watched:
@@ -87,25 +100,38 @@ def shot(page: Watched, tmp_path, name: str) -> None:
 
 
 def test_each_slo_has_a_bar_worded_and_coloured_by_its_budget(browser, make_server, broken_month, tmp_path):
+    """Twice: the answer of now (the month's data over an hour old: stale, grey) and the answer at the data's end
+    (`?at=` the first of this month: fresh on any day), so the coloured, worded bars are checked every day."""
     running = make_server(audit_source=str(broken_month))
     running.services.store.create_run(  # last month's audit: what "audit" links to
         id="ab12cd0009", notebook="/srv/notebooks/compliance_audit.ipynb", kind="audit", status="succeeded",
         trigger="schedule:audit", parameters={}, created_at=time.time() - 60,
         folder="/srv/reports/2026-11/compliance_audit-ab12cd0009")
     body = slo_body(running.url)
+    fresh = slo_body(running.url, at=month_start())  # the same numbers, asked for at the data's end: not stale
     report = "/reports/2026-11/compliance_audit-ab12cd0009/report.html"
     assert {s["audit_url"] for s in body["slos"]} == {report}
+    assert {s["audit_url"] for s in fresh["slos"]} == {report}
     by_name = {s["slo"]: s for s in body["slos"]}
     stale = by_name["bizra-api-availability"]["stale"]  # the month's data ended over 1 h ago (not in its first hour)
     assert {s["stale"] for s in body["slos"]} == {stale}
     # what the dataset was made for; old data has no state to judge by: unknown (its numbers greyed, said old)
     assert by_name["bizra-api-availability"]["state"] == ("unknown" if stale else "exhausted")
     assert {s["state"] for s in body["slos"] if s["slo"] != "bizra-api-availability"} == {"unknown" if stale else "ok"}
+    # at the data's end, whatever the day: fresh, and the states the dataset was made for
+    assert [(s["slo"], s["stale"], s["state"]) for s in fresh["slos"]] == [
+        ("bizra-api-availability", False, "exhausted"), ("bizra-api-latency", False, "ok"),
+        ("bizra-ahsan-score", False, "ok")]
     month_words = f"{pd.Timestamp(by_name['bizra-api-availability']['period_start']):%B %Y}"
-    for width in (1280, 390):
+    branches = []  # (answer, width, SLO, branch) of every row checked: which checks ran
+    for answer, width in ((body, 1280), (body, 390), (fresh, 1280), (fresh, 390)):
+        which = "now" if answer is body else "fresh"
+        by_name = {s["slo"]: s for s in answer["slos"]}
         page = open_page(browser, running.url + "/", width)
+        if answer is fresh:
+            serve(page, fresh)  # the page shows the server's answer at the data's end
         shown = rows(page)
-        assert [r["slo"] for r in shown] == [s["slo"] for s in body["slos"]]  # one bar per SLO, in the API's order
+        assert [r["slo"] for r in shown] == [s["slo"] for s in answer["slos"]]  # one bar per SLO, in the API's order
         # "is anything burning?" first: right after the overall status, above the incidents, on a phone too
         top = {sel: page.page.evaluate(f"document.querySelector('{sel}').getBoundingClientRect().top")
                for sel in ("#overall", "#budgets-card", "#incidents-card", "#score-card")}
@@ -131,28 +157,42 @@ def test_each_slo_has_a_bar_worded_and_coloured_by_its_budget(browser, make_serv
                 assert row["state"] == "unknown" and row["word"] == "unknown" and "budget-unknown" in row["cls"]
                 assert row["left"] == (f"exhausted on old data ({percent(slo['consumed'])} used)" if slo["remaining"] <= 0
                                        else f"{percent(slo['remaining'])} left on old data") and row["burn"] is None
+                branches.append((which, width, row["slo"], "stale"))
                 continue
             assert row["burn"] == f"burning {times(slo['burn_rates']['1h'])} (1 h)"
+            assert row["error"] is None and row["barFilter"] == "none"  # a number of now: not greyed, no error
             if row["slo"] == "bizra-api-availability":  # exhausted: empty, red, and said so with how much was used
                 assert row["state"] == "exhausted" and "budget-bad" in row["cls"] and row["word"] == "exhausted"
                 assert row["width"] == 0 and row["colour"] == RED
                 assert row["left"] == f"exhausted, {slo['consumed'] * 100:.0f} % used" and slo["consumed"] > 1
-                assert "deploys blocked" in row["text"]
+                assert row["left"] == f"exhausted, {percent(slo['consumed'])} used"
+                assert "deploys blocked" in row["text"] and row["gate"] == "deploys blocked: budget exhausted"
                 assert row["how"][-1] == f"Deploy gate: {slo['reason']}"  # the gate's own words, one tap away
             else:  # the others: green, as wide as what is left
                 assert row["state"] == "ok" and row["word"] == "ok" and row["colour"] == GREEN
+                assert "budget-ok" in row["cls"] and row["gate"] is None and "deploys blocked" not in row["text"]
                 assert abs(row["width"] - 100 * slo["remaining"]) <= 1, (row, slo["remaining"])
+                assert 0 < slo["remaining"] < 1  # a partly full bar: its width says how much
                 assert row["left"] == f"{slo['remaining'] * 100:.0f} % left"
-        # the answer is from now, the dataset's numbers from up to its end: both said
-        as_of, end = utc(body["as_of"]), max(utc(s["end"]) for s in body["slos"])
-        assert end < as_of - timedelta(minutes=5)
-        up_to = "" if stale else f", from data up to {end:%Y-%m-%d %H:%M} UTC"  # unknown rows have no numbers' end
+            branches.append((which, width, row["slo"], "coloured"))
+        # the answer is from now (or the time asked), the dataset's numbers from up to its end: both said
+        as_of, end = utc(answer["as_of"]), max(utc(s["end"]) for s in answer["slos"])
+        if answer is body:
+            assert end < as_of - timedelta(minutes=5)
+            up_to = "" if stale else f", from data up to {end:%Y-%m-%d %H:%M} UTC"  # unknown rows have no numbers' end
+        else:
+            assert end == as_of  # asked for at the data's end: nothing behind to say
+            up_to = ""
         assert page.page.text_content("#budgets-as-of") == f"Numbers as of {as_of:%Y-%m-%d %H:%M} UTC{up_to}."
         assert page.page.text_content("#budgets-note") == ""
         assert page.page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll on a phone
-        shot(page, tmp_path, f"budgets_{width}.png")
+        shot(page, tmp_path, f"budgets_{width}.png" if answer is body else f"budgets_fresh_{width}.png")
         assert page.errors == [], page.errors
         page.close()
+    # the colour, width, "exhausted, N % used", "N % left" and burn checks ran for every SLO at both widths
+    names = [s["slo"] for s in fresh["slos"]]
+    assert [b for b in branches if b[0] == "fresh"] == [("fresh", w, n, "coloured") for w in (1280, 390) for n in names]
+    assert len(branches) == 4 * 3
 
 
 def hostile_spec(path) -> str:
@@ -303,7 +343,7 @@ def test_old_data_is_said_in_words_greyed_and_blocks_deploys(browser, make_serve
     answer = {**body, "slos": [  # a stale SLO's state is unknown (bizra_server.slo.budget_state)
         {**avail, "stale": True, "deploy_allowed": None, "reason": old_reason, "state": "unknown"},
         {**avail, "slo": "fresh-availability", "stale": False, "deploy_allowed": False, "state": "exhausted"},
-        {**latency, "stale": False, "deploy_allowed": True, "reason": None}]}
+        {**latency, "stale": False, "deploy_allowed": True, "reason": None, "state": "ok"}]}
     page = Watched(browser, running.url + "/", viewport={"width": 390, "height": 900}, is_mobile=True, has_touch=True)
     page.page.route("**/slo", lambda route: route.fulfill(status=200, content_type="application/json",
                                                           body=json.dumps(answer)))
@@ -324,6 +364,14 @@ def test_old_data_is_said_in_words_greyed_and_blocks_deploys(browser, make_serve
         assert row["staleNote"] is None and row["barFilter"] == "none"
     assert fresh["gate"] == "deploys blocked: budget exhausted" and ok["gate"] is None
     assert ok["how"] == [latency["explanation"]]  # allowed: no gate sentence
+    # fresh and exhausted: an empty red bar saying how much was used; fresh and ok: green, as wide as what is left
+    assert fresh["state"] == "exhausted" and fresh["word"] == "exhausted" and "budget-bad" in fresh["cls"]
+    assert fresh["colour"] == RED and fresh["width"] == 0 and avail["consumed"] > 1
+    assert fresh["left"] == f"exhausted, {percent(avail['consumed'])} used" and fresh["error"] is None
+    assert ok["state"] == "ok" and ok["word"] == "ok" and "budget-ok" in ok["cls"] and ok["error"] is None
+    assert ok["colour"] == GREEN and 0 < latency["remaining"] < 1
+    assert abs(ok["width"] - 100 * latency["remaining"]) <= 1, (ok, latency["remaining"])
+    assert ok["left"] == f"{percent(latency['remaining'])} left"
     # a touch screen cannot hover: the arithmetic opens with a tap
     sentence = "#budgets li[data-slo='bizra-api-latency'] details.budget-how p"
     assert not page.page.is_visible(sentence)

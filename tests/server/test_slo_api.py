@@ -32,6 +32,7 @@ MONTH_END = "2026-09-30T23:59:00Z"  # the month's last minute
 IN_FIRST_FAULT = "2026-09-10T12:06:00Z"  # six minutes into the first fault: the budget is not spent yet
 AVAILABILITY, LATENCY, SCORE = "bizra-api-availability", "bizra-api-latency", "bizra-ahsan-score"
 GATE = "/slo/bizra-api-availability/deploy-allowed"
+NAMES = ["bizra-api-availability", "bizra-api-latency", "bizra-ahsan-score"]  # the default spec's SLOs, in order
 PAGE_FACTOR = 14.4  # BURN_ALERTS' first page: 14.4x over 1h and 5m
 
 
@@ -215,6 +216,7 @@ def test_a_dataset_source_stale_now_exact_at_its_end_and_the_one_line_curl_gate(
     with httpx.Client(base_url=running.url, timeout=60) as http:
         body = http.get("/slo").json()  # now: the data (September) ended weeks ago
         assert body["source"] == "dataset"
+        assert [entry["slo"] for entry in body["slos"]] == NAMES  # every SLO: the all() below is over all three
         assert all(entry["stale"] is True for entry in body["slos"])
         stale = http.get(GATE)
         assert stale.status_code == 503 and stale.json()["error"]["code"] == "slo_unknown"
@@ -330,6 +332,7 @@ def test_a_prometheus_without_data_in_the_last_hour_is_stale_and_the_gate_503(ma
     gap = "2026-10-02T00:00:00Z"  # a day after September's data ends; the current month's starts later
     with httpx.Client(base_url=running.url, timeout=60) as http:
         entries = by_name(http.get("/slo", params={"at": gap}).json())
+        assert list(entries) == NAMES  # every SLO: the loop below checks all three
         for name, entry in entries.items():
             assert entry["error"] is None and entry["measured"] > 0, name  # old counts, there ...
             assert entry["stale"] is True and entry["state"] == "unknown" and entry["deploy_allowed"] is None, name
@@ -342,7 +345,7 @@ def test_a_prometheus_without_data_in_the_last_hour_is_stale_and_the_gate_503(ma
         assert live.status_code == 409 and live.json()["stale"] is False
 
 
-def test_now_runs_on_its_own_thread_never_behind_the_diagnoses(prom_api):
+def test_now_runs_on_its_own_thread_never_behind_the_diagnoses(prom_api, platform):
     """Every diagnosis thread busy (an incident storm): the gate for now still answers, from a thread of its own."""
     running, http = prom_api
     board, workers = running.services.error_budgets, running.services.workers
@@ -371,6 +374,10 @@ def test_now_runs_on_its_own_thread_never_behind_the_diagnoses(prom_api):
         del board._budgets
     asking.join(60)
     assert answers[0].status_code in (200, 409, 503) and "as_of" in answers[0].json()
+    # evaluated, not failed: a 503 (no number) only while this month holds too little data (in its first minute
+    # Prometheus has nothing for it: "no data for …"); the first half hour is not judged elsewhere in this file either
+    judged = (200, 409) if len(platform.current) >= 30 else (200, 409, 503)
+    assert answers[0].status_code in judged, answers[0].text
     assert [name.rsplit("_", 1)[0] for name in used] == ["bizra-slo-now"]
     assert not set(used) & set(held)
 
